@@ -1,0 +1,99 @@
+"""Image references in prompts: data URLs, local paths, and the checks that keep bad files out.
+
+Every image enters through `load_image`, which refuses decompression bombs before decoding, turns corrupt or
+truncated files into a `PromptError`, and resolves local paths only when the caller allows it (the CLI and
+Python do; a network request never does).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import PromptError
+
+# Refuse larger encoded payloads before decoding anything (data URLs arrive from the network).
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+_DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._+-]+)*;base64,", re.ASCII)
+
+
+def image_digest(image: Image.Image) -> str:
+    """SHA-256 of an image's mode, size and pixels: the same picture gives the same digest, whatever its file."""
+    h = hashlib.sha256(f"{image.mode}:{image.width}x{image.height}:".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def to_data_url(image: Image.Image) -> str:
+    """Encode an image as a PNG data URL (lossless, so `load_image` gives back the same pixels)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Image:
+    """Decode encoded image bytes to an RGB image, refusing bombs, corrupt and truncated files."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise PromptError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_IMAGE_BYTES // 2**20} MiB")
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size  # read from the header, before any pixel is decoded
+        if width * height > max_pixels:
+            raise PromptError(f"{what} is {width}x{height} pixels; the limit is {max_pixels:,} pixels")
+        image.load()
+    except PromptError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise PromptError(f"{what} is too large to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise PromptError(f"{what} is not a readable image file ({error})") from None
+    return image.convert("RGB")
+
+
+def load_image(
+    ref: str | Path | bytes | Image.Image,
+    *,
+    max_pixels: int,
+    allow_paths: bool = False,
+    what: str = "image",
+) -> Image.Image:
+    """Resolve an image reference to an RGB image.
+
+    Args:
+        ref: a PIL image, encoded bytes, a `data:image/...;base64,` URL, or (only with `allow_paths`) a local path.
+        max_pixels: refuse images with more pixels than this.
+        allow_paths: resolve local file paths; never set it for references that arrive over a network.
+        what: how error messages name the image (e.g. "segment 3 (image)").
+    """
+    if isinstance(ref, Image.Image):
+        if ref.width * ref.height > max_pixels:
+            raise PromptError(f"{what} is {ref.width}x{ref.height} pixels; the limit is {max_pixels:,} pixels")
+        return ref.convert("RGB")
+    if isinstance(ref, bytes):
+        return decode_image(ref, max_pixels, what)
+    if isinstance(ref, str) and (match := _DATA_URL.match(ref)):
+        payload = ref[match.end() :]
+        if len(payload) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            raise PromptError(f"{what}: data URL is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise PromptError(f"{what}: the data URL is not valid base64") from None
+        return decode_image(data, max_pixels, what)
+    if isinstance(ref, (str, Path)) and allow_paths:
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise PromptError(f"{what}: no such file: {path}")
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise PromptError(f"{what}: {path} is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+        return decode_image(path.read_bytes(), max_pixels, what)
+    if isinstance(ref, (str, Path)):
+        shown = str(ref)[:40]
+        raise PromptError(f"{what}: expected a data URL (data:image/png;base64,...), got {shown!r}")
+    raise PromptError(f"{what}: expected an image, bytes or a data URL, got {type(ref).__name__}")
