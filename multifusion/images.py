@@ -49,8 +49,8 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         image.load()
     except PromptError:
         raise
-    except Image.DecompressionBombError as error:
-        raise PromptError(f"{what} is too large to decode safely ({error})") from None
+    except Image.DecompressionBombError:
+        raise PromptError(f"{what} is a decompression bomb; the limit is {max_pixels:,} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise PromptError(f"{what} is not a readable image file ({error})") from None
     return image.convert("RGB")

@@ -18,7 +18,6 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.pipelines.pipeline_utils import StableDiffusionMixin
-from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg, retrieve_timesteps
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
@@ -256,8 +255,6 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         height: int | None = None,
         width: int | None = None,
         num_inference_steps: int = 50,
-        timesteps: list[int] | None = None,
-        sigmas: list[float] | None = None,
         guidance_scale: float = 7.5,
         negative_prompt: PromptInput | Sequence[PromptInput] | None = None,
         num_images_per_prompt: int = 1,
@@ -271,7 +268,6 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         output_type: str = "pil",
         return_dict: bool = True,
         cross_attention_kwargs: dict[str, Any] | None = None,
-        guidance_rescale: float = 0.0,
         manipulate: Manipulate = "both",
         auto_balance: bool = True,
         callback_on_step_end: Callable[[Any, int, Any, dict], dict] | None = None,
@@ -283,8 +279,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             prompt: a `MultimodalPrompt`, a string in the prompt syntax (`(text:1.3)`, images need
                 `MultimodalPrompt`), or a list of them. Alternatively pass `prompt_embeds`.
             height, width: image size in pixels; defaults to the U-Net's sample size.
-            num_inference_steps, timesteps, sigmas, guidance_scale, eta, guidance_rescale: as in
-                `StableDiffusionPipeline`.
+            num_inference_steps, guidance_scale, eta, cross_attention_kwargs: as in `StableDiffusionPipeline`.
             negative_prompt: a prompt (multimodal too) to guide away from; None is the unconditional prompt.
             num_images_per_prompt: images per prompt.
             generator: a `torch.Generator`, or one per image for results that do not depend on batching.
@@ -336,7 +331,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             attention_kwargs["key_bias"] = unet_bias
 
         # 3. Timesteps
-        timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device, timesteps, sigmas)
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
 
         # 4. Latents
         latents = self.prepare_latents(
@@ -364,8 +360,6 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
                 if self.do_classifier_free_guidance:
                     noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
                     noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
-                    if guidance_rescale > 0.0:
-                        noise_pred = rescale_noise_cfg(noise_pred, noise_pred_text, guidance_rescale=guidance_rescale)
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
 
                 if callback_on_step_end is not None:

@@ -54,3 +54,12 @@ def tiny_pipeline(seed: int = 0) -> MultiFusionPipeline:
     pipe = MultiFusionPipeline(vae, unet, scheduler, encoder, tokenizer, processor)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to("cpu")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m multifusion.testing OUTPUT_DIR  (saves a tiny random pipeline)")
+    tiny_pipeline().save_pretrained(sys.argv[1])
+    print(f"saved a tiny random MultiFusion pipeline to {sys.argv[1]}")

@@ -1,0 +1,124 @@
+"""`multifusion` command line: `multifusion generate PROMPT [options]`.
+
+Bad input prints one line starting with "error:" and exits with status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from .errors import MultiFusionError, PromptError
+from .prompt import DEFAULT_LIMITS, MultimodalPrompt
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _image_option(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--image expects NAME=PATH, got {text!r}")
+    return name, path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="multifusion", description="Multilingual, multimodal image generation (MultiFusion).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = commands.add_parser("generate", help="generate images from a prompt")
+    gen.add_argument(
+        "prompt",
+        help="prompt in the prompt syntax, e.g. 'a photo of <cat> in (red:1.5)', or a JSON prompt {\"segments\": ...}",
+    )
+    gen.add_argument("--image", action="append", type=_image_option, default=[], metavar="NAME=PATH",
+                     help="an image used as <NAME> in the prompt (repeatable)")  # fmt: skip
+    gen.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
+    gen.add_argument("--steps", type=int, default=25, help="denoising steps (default: 25)")
+    gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
+    gen.add_argument("--width", type=int, default=None, help="width in pixels (default: the model's)")
+    gen.add_argument("--height", type=int, default=None, help="height in pixels (default: the model's)")
+    gen.add_argument("--num-images", type=int, default=1, help="number of images (default: 1)")
+    gen.add_argument("--negative", default=None, help="negative prompt, in the prompt syntax")
+    gen.add_argument("--manipulate", choices=("encoder", "unet", "both"), default="both",
+                     help="where segment weights act (default: both)")  # fmt: skip
+    gen.add_argument("--no-balance", action="store_true", help="turn off the automatic text/image balance")
+    gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    gen.add_argument("--out", default="multifusion.png",
+                     help="output PNG; with several images, NAME-1.png, NAME-2.png, ... (default: multifusion.png)")  # fmt: skip
+    gen.set_defaults(run=_generate)
+    return parser
+
+
+def _read_prompt(text: str, images: list[tuple[str, str]]) -> MultimodalPrompt:
+    from .images import load_image
+    from .syntax import parse_prompt
+
+    if text.lstrip().startswith("{"):
+        if images:
+            raise PromptError("--image is for the prompt syntax; a JSON prompt gives its images inline")
+        return MultimodalPrompt.from_json(text, allow_paths=True)
+    loaded = {}
+    for name, path in images:
+        if name in loaded:
+            raise PromptError(f"--image {name} is given twice")
+        loaded[name] = load_image(path, max_pixels=DEFAULT_LIMITS.max_image_pixels, allow_paths=True, what=f"--image {name}")
+    return parse_prompt(text, loaded).validate()
+
+
+def _output_paths(out: str, count: int) -> list[Path]:
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise PromptError(f"--out must name a .png file, got {out!r}")
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(count)]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .metadata import generation_record, save_png
+    from .runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+    from .syntax import parse_prompt
+
+    prompt = _read_prompt(args.prompt, args.image)
+    negative = parse_prompt(args.negative).validate(allow_empty=True) if args.negative else None
+    settings = GenerationSettings(
+        steps=args.steps, guidance=args.guidance, seed=args.seed, width=args.width, height=args.height,
+        num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=not args.no_balance,
+    )  # fmt: skip
+    settings.validate()
+    paths = _output_paths(args.out, args.num_images)
+
+    model = args.model or str(DEFAULT_MODEL)
+    if args.model is None and not DEFAULT_MODEL.is_dir():
+        raise PromptError(f"the default model is not at {DEFAULT_MODEL}; pass --model DIR")
+    try:
+        runtime = Runtime.load(model, RuntimeOptions(device=args.device))
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
+
+    images = runtime.generate(prompt, settings)
+    for index, (image, path) in enumerate(zip(images, paths)):
+        record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=args.seed + index)
+        save_png(image, path, record)
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except MultiFusionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

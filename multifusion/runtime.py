@@ -1,0 +1,213 @@
+"""The thin wrapper the app and the CLI share: device, dtype, offload, compile, prompt cache, seeds, OOM errors.
+
+    runtime = Runtime.load("weights/multifusion-tiny")
+    images = runtime.generate(prompt, GenerationSettings(seed=7, num_images=4))
+
+Image i of a request uses a CPU generator seeded with `seed + i`, so an image depends only on its own seed,
+never on the batch it was made in or on the device.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+import torch
+
+from .attention import MANIPULATE_MODES
+from .errors import OutOfMemoryError, PromptError
+from .pipeline import MultiFusionPipeline, PromptEncoding, as_prompts
+from .prompt import MultimodalPrompt
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "multifusion-tiny"
+MAX_SEED = 2**32 - 1
+
+
+@dataclass
+class RuntimeOptions:
+    """How to run a pipeline. `None` picks automatically: cuda > mps > cpu; fp16 on CUDA, fp32 elsewhere."""
+
+    device: str | None = None
+    dtype: str | None = None  # "float32", "float16" or "bfloat16"
+    cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
+    compile_unet: bool = False  # torch.compile the U-Net (slow first call, faster after)
+    vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
+    cache_size: int = 64  # encoded prompts kept (LRU)
+
+
+@dataclass
+class GenerationSettings:
+    """Everything besides the prompt that decides an image. Checked by `validate`."""
+
+    steps: int = 25
+    guidance: float = 5.0
+    seed: int = 0
+    width: int | None = None
+    height: int | None = None
+    num_images: int = 1
+    negative: MultimodalPrompt | str | None = None
+    manipulate: str = "both"
+    auto_balance: bool = True
+    max_steps: int = field(default=150, repr=False)
+    max_images: int = field(default=8, repr=False)
+    max_side: int = field(default=1024, repr=False)
+
+    def validate(self, size_multiple: int = 8) -> GenerationSettings:
+        def integer(name: str, value: Any, low: int, high: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise PromptError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+
+        integer("steps", self.steps, 1, self.max_steps)
+        integer("seed", self.seed, 0, MAX_SEED)
+        integer("number of images", self.num_images, 1, self.max_images)
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None:
+                integer(name, value, size_multiple, self.max_side)
+                if value % size_multiple:
+                    raise PromptError(f"{name} must be a multiple of {size_multiple}, got {value}")
+        if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)):
+            raise PromptError(f"guidance must be a number, got {self.guidance!r}")
+        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 30:
+            raise PromptError(f"guidance must be between 0 and 30, got {self.guidance}")
+        if self.manipulate not in MANIPULATE_MODES:
+            raise PromptError(f"manipulation mode must be one of {', '.join(MANIPULATE_MODES)}, got {self.manipulate!r}")
+        return self
+
+    def record(self) -> dict[str, Any]:
+        """The settings as JSON-ready data (the negative prompt's images by digest), for PNG metadata."""
+        out = {k: v for k, v in asdict(self).items() if not k.startswith("max_") and k != "negative"}
+        negative = as_prompts(self.negative)[0] if self.negative is not None else None
+        out["negative"] = None if negative is None else negative.to_dict(image_ref=lambda s: "sha256:" + s.digest)
+        return out
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, requested: str | None = None) -> torch.dtype:
+    if requested:
+        if requested not in ("float32", "float16", "bfloat16"):
+            raise PromptError(f"dtype must be float32, float16 or bfloat16, got {requested!r}")
+        return getattr(torch, requested)
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+class EncodingCache:
+    """A thread-safe LRU of prompt encodings, keyed by prompt content (images by digest) and options."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[Hashable, PromptEncoding] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], PromptEncoding]) -> PromptEncoding:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self.misses += 1
+            if self.size > 0:
+                self._items[key] = value
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return value
+
+
+class Runtime:
+    """A pipeline placed on a device, with a prompt-encoding cache and seeded, OOM-safe generation."""
+
+    def __init__(self, pipe: MultiFusionPipeline, options: RuntimeOptions | None = None) -> None:
+        self.options = options or RuntimeOptions()
+        self.device = pick_device(self.options.device)
+        self.pipe = pipe
+        self.cache = EncodingCache(self.options.cache_size)
+        if self.options.cpu_offload and self.device.type != "cpu":
+            pipe.enable_model_cpu_offload(device=self.device)
+        else:
+            pipe.to(self.device)
+        if self.options.vae_tiling:
+            pipe.vae.enable_tiling()
+        if self.options.compile_unet:
+            pipe.unet.compile()
+
+    @classmethod
+    def load(cls, model: str | Path = DEFAULT_MODEL, options: RuntimeOptions | None = None) -> Runtime:
+        """Load a pipeline directory (or a hub id, with network) and place it by `options`."""
+        options = options or RuntimeOptions()
+        dtype = pick_dtype(pick_device(options.device), options.dtype)
+        pipe = MultiFusionPipeline.from_pretrained(str(model), dtype=dtype)
+        pipe.set_progress_bar_config(disable=True)
+        return cls(pipe, options)
+
+    def encode(self, prompt: MultimodalPrompt, manipulate: str = "both", auto_balance: bool = True) -> PromptEncoding:
+        """The encoding of one validated prompt, from the cache when the same content was encoded before."""
+        key = (prompt.content_key(), manipulate, auto_balance)
+        return self.cache.get_or_compute(key, lambda: self.pipe.encode([prompt], manipulate, auto_balance))
+
+    def generate(
+        self,
+        prompt: MultimodalPrompt | str,
+        settings: GenerationSettings | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[PIL.Image.Image]:
+        """Generate `settings.num_images` images; `on_step(step, total)` is called after every step.
+
+        Raises `PromptError` for bad input and `OutOfMemoryError` (with advice) when the device runs out.
+        """
+        settings = (settings or GenerationSettings()).validate(self.pipe.size_multiple)
+        positive = as_prompts(prompt)[0].validate(self.pipe.limits)
+        negative = as_prompts(settings.negative)[0].validate(self.pipe.limits, allow_empty=True)
+        pos = self.encode(positive, settings.manipulate, settings.auto_balance)
+        guided = settings.guidance > 1
+        neg = self.encode(negative, settings.manipulate, settings.auto_balance) if guided else None
+
+        def callback(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+            on_step(step + 1, settings.steps)
+            return tensors
+
+        try:
+            return self.pipe(
+                prompt_embeds=pos.embeds,
+                negative_prompt_embeds=neg.embeds if guided else None,
+                prompt_key_bias=pos.unet_bias,
+                negative_prompt_key_bias=neg.unet_bias if guided else None,
+                num_inference_steps=settings.steps,
+                guidance_scale=settings.guidance,
+                width=settings.width,
+                height=settings.height,
+                num_images_per_prompt=settings.num_images,
+                generator=seeded_generators(settings.seed, settings.num_images),
+                callback_on_step_end=callback if on_step else None,
+            ).images
+        except torch.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            raise OutOfMemoryError(
+                f"the GPU ran out of memory making {settings.num_images} image(s) at "
+                f"{settings.width or 'default'}x{settings.height or 'default'}: make fewer or smaller images, "
+                "or start with CPU offload"
+            ) from None
+
+
+def seeded_generators(seed: int, count: int) -> list[torch.Generator]:
+    """One CPU generator per image, seeded `seed + i`: the same image on any device and in any batch."""
+    return [torch.Generator("cpu").manual_seed((seed + i) % (MAX_SEED + 1)) for i in range(count)]
