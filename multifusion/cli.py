@@ -91,7 +91,7 @@ def _generate(args: argparse.Namespace) -> int:
         steps=args.steps, guidance=args.guidance, seed=args.seed, width=args.width, height=args.height,
         num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=not args.no_balance,
     )  # fmt: skip
-    settings.validate()
+    settings.validate(size_multiple=1)  # cheap checks now; the model's size multiple once it is loaded
     paths = _output_paths(args.out, args.num_images)
 
     model = args.model or str(DEFAULT_MODEL)
