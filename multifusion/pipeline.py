@@ -169,8 +169,9 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             encoded = self.encode(negatives, manipulate, auto_balance, device)
             negative_prompt_embeds, negative_prompt_key_bias = encoded.embeds, encoded.unet_bias
 
-        dtype = self.unet.dtype
-        repeat = lambda x: None if x is None else x.to(device, dtype).repeat_interleave(num_images_per_prompt, 0)
+        def repeat(x: torch.Tensor | None) -> torch.Tensor | None:  # (B, ...) -> (B * n, ...), as diffusers orders it
+            return None if x is None else x.to(device, self.unet.dtype).repeat_interleave(num_images_per_prompt, 0)
+
         return (
             repeat(prompt_embeds),
             repeat(negative_prompt_embeds) if do_classifier_free_guidance else None,
@@ -194,6 +195,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         num_images_per_prompt: int,
         prompt_embeds: torch.Tensor | None,
         negative_prompt_embeds: torch.Tensor | None,
+        prompt_key_bias: torch.Tensor | None,
+        negative_prompt_key_bias: torch.Tensor | None,
         manipulate: str,
         callback_on_step_end_tensor_inputs: Sequence[str] | None,
     ) -> None:
@@ -214,6 +217,10 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
                     f"prompt_embeds {tuple(prompt_embeds.shape)} and negative_prompt_embeds "
                     f"{tuple(negative_prompt_embeds.shape)} must have the same shape"
                 )
+        pairs = (("prompt", prompt_embeds, prompt_key_bias), ("negative_prompt", negative_prompt_embeds, negative_prompt_key_bias))
+        for name, embeds, bias in pairs:
+            if bias is not None and (embeds is None or bias.shape != embeds.shape[:2]):
+                raise PromptError(f"{name}_key_bias must come with {name}_embeds and have shape (batch, tokens)")
         unknown = set(callback_on_step_end_tensor_inputs or ()) - set(self._callback_tensor_inputs)
         if unknown:
             raise PromptError(f"callback_on_step_end_tensor_inputs must be in {self._callback_tensor_inputs}")
@@ -303,7 +310,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         # 1. Check inputs
         self.check_inputs(
             prompt, height, width, num_inference_steps, num_images_per_prompt, prompt_embeds,
-            negative_prompt_embeds, manipulate, callback_on_step_end_tensor_inputs,
+            negative_prompt_embeds, prompt_key_bias, negative_prompt_key_bias, manipulate,
+            callback_on_step_end_tensor_inputs,
         )  # fmt: skip
         self._guidance_scale = guidance_scale
         self._interrupt = False

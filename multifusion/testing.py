@@ -49,7 +49,9 @@ def tiny_pipeline(seed: int = 0) -> MultiFusionPipeline:
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     )  # fmt: skip
-    scheduler = DPMSolverMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    scheduler = DPMSolverMultistepScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
+    )
     processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     pipe = MultiFusionPipeline(vae, unet, scheduler, encoder, tokenizer, processor)
     pipe.set_progress_bar_config(disable=True)

@@ -78,3 +78,13 @@ def test_from_parts_fuses_pretrained_models(tmp_path):
 def test_image_tokens_must_be_square():
     with pytest.raises(ValueError, match="perfect square"):
         MultiFusionEncoder(**{**tiny_encoder(vocab_size=300).config, "image_tokens": 5})
+
+
+def test_a_prompt_encodes_the_same_alone_or_in_a_batch(shared_pipe, red_image):
+    """Prompts are padded to a fixed length, so batch neighbours never change an encoding."""
+    short = MultimodalPrompt.of("a red circle")
+    long = MultimodalPrompt.of("a photo of", red_image, TextSegment(" and a large blue star on the right", 2.0))
+    alone = shared_pipe.encode([short]).embeds
+    batched = shared_pipe.encode([long, short])
+    torch.testing.assert_close(batched.embeds[1:], alone, atol=1e-6, rtol=0)
+    assert batched.unet_bias[1].eq(0).all()  # the neutral prompt's row carries no bias

@@ -1,0 +1,125 @@
+"""Pipeline overhead: MultiFusionPipeline against diffusers' StableDiffusionPipeline on identical components.
+
+Both pipelines share one U-Net, VAE and scheduler and get the same prompt embeddings, steps and seeds, so any
+difference is our pipeline's own work. Runs alternate between the two in one process; the figure is the median
+of per-pair ratios (ours / diffusers), per image. A third column runs ours with a U-Net key bias (segment
+weights active) to show what manipulation costs.
+
+    python benchmarks/overhead.py [--repeats 7] [--steps 4] [--skip-sd15] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import transformers
+
+transformers.logging.set_verbosity_error()  # quiet the optional-torchvision notices diffusers' SD import triggers
+
+from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+
+from multifusion import MultimodalPrompt  # noqa: E402, TextSegment
+from multifusion.pipeline import MultiFusionPipeline
+from multifusion.testing import tiny_encoder, tiny_pipeline
+from multifusion.tokenizer import build_tokenizer
+
+
+def sd15_sized_pipeline() -> MultiFusionPipeline:
+    """SD-1.5's U-Net and VAE architecture with random weights; a 1-layer LM of width 768 as the encoder."""
+    tiny = tiny_pipeline()
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    )  # fmt: skip
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    )  # fmt: skip
+    tokenizer = build_tokenizer()
+    encoder = tiny_encoder(len(tokenizer))
+    config = dict(encoder.config)
+    config["lm_config"] = {**config["lm_config"], "hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 12,
+                           "num_key_value_heads": 12, "head_dim": 64}  # fmt: skip
+    encoder = type(encoder)(**{k: v for k, v in config.items() if not k.startswith("_")})
+    pipe = MultiFusionPipeline(vae, unet, tiny.scheduler, encoder, tokenizer, tiny.vision_processor)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def measure(pipe: MultiFusionPipeline, name: str, size: int, steps: int, repeats: int) -> dict:
+    sd = StableDiffusionPipeline(
+        vae=pipe.vae, text_encoder=None, tokenizer=None, unet=pipe.unet, scheduler=pipe.scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    sd.set_progress_bar_config(disable=True)
+    embeds = pipe.encode([MultimodalPrompt.of("a red circle")]).embeds
+    negative = pipe.encode([MultimodalPrompt()]).embeds
+    weighted = pipe.encode([MultimodalPrompt.of("a red circle", TextSegment(" and a star", 2.0))])
+    common = dict(height=size, width=size, num_inference_steps=steps, guidance_scale=5.0, output_type="np")
+
+    def run_sd() -> None:
+        sd(prompt_embeds=embeds, negative_prompt_embeds=negative, generator=torch.Generator().manual_seed(0), **common)
+
+    def run_ours() -> None:
+        pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, generator=torch.Generator().manual_seed(0), **common)
+
+    def run_weighted() -> None:
+        pipe(prompt_embeds=weighted.embeds, prompt_key_bias=weighted.unet_bias, negative_prompt_embeds=negative,
+             generator=torch.Generator().manual_seed(0), **common)  # fmt: skip
+
+    runs = {"diffusers": run_sd, "ours": run_ours, "ours_weighted": run_weighted}
+    for run in runs.values():  # warm-up
+        run()
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    for repeat in range(repeats):
+        order = list(runs) if repeat % 2 == 0 else list(reversed(runs))
+        for key in order:
+            start = time.perf_counter()
+            runs[key]()
+            times[key].append(time.perf_counter() - start)
+    ratio = lambda key: statistics.median(t / d for t, d in zip(times[key], times["diffusers"]))
+    return {
+        "pipeline": name,
+        "size": size,
+        "steps": steps,
+        "repeats": repeats,
+        "diffusers_s": statistics.median(times["diffusers"]),
+        "ours_s": statistics.median(times["ours"]),
+        "ours_weighted_s": statistics.median(times["ours_weighted"]),
+        "ratio": ratio("ours"),
+        "ratio_weighted": ratio("ours_weighted"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--skip-sd15", action="store_true", help="only the tiny pipeline")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on the last line")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    results = [measure(tiny_pipeline(), "tiny", 64, args.steps * 5, args.repeats)]
+    if not args.skip_sd15:
+        results.append(measure(sd15_sized_pipeline(), "sd15-sized", 128, args.steps, args.repeats))
+
+    device = "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name()
+    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"{'pipeline':<12}{'size':>6}{'steps':>7}{'diffusers s':>13}{'ours s':>9}{'ours/diff':>11}{'weighted/diff':>15}")
+    for r in results:
+        print(f"{r['pipeline']:<12}{r['size']:>6}{r['steps']:>7}{r['diffusers_s']:>13.3f}{r['ours_s']:>9.3f}"
+              f"{r['ratio']:>11.3f}{r['ratio_weighted']:>15.3f}")  # fmt: skip
+    if args.json:
+        print(json.dumps({"device": device, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
