@@ -1,0 +1,65 @@
+"""The shapes world's vocabulary and scenes: one or two objects, each a shape, colour and size.
+
+With two objects one stands on the left and one on the right; a single object stands near the centre and has no
+side. Everything is drawn from a `random.Random`, so a seed fixes a scene.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "heart")
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 35, 35),
+    "green": (35, 150, 60),
+    "blue": (40, 80, 215),
+    "yellow": (240, 200, 25),
+    "purple": (135, 55, 175),
+    "orange": (245, 125, 25),
+    "black": (25, 25, 25),
+}
+SIZES: tuple[str, ...] = ("small", "large")
+SIDES: tuple[str, ...] = ("left", "right")
+BACKGROUND: tuple[int, int, int] = (240, 238, 232)
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One object. `side` is "left"/"right" in two-object scenes and None when alone."""
+
+    shape: str
+    colour: str
+    size: str
+    side: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES or self.colour not in COLOURS or self.size not in SIZES:
+            raise ValueError(f"unknown object {self.shape!r}/{self.colour!r}/{self.size!r}")
+        if self.side not in (None, *SIDES):
+            raise ValueError(f"unknown side {self.side!r}")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One or two objects; with two, `objects[0]` is on the left and `objects[1]` on the right."""
+
+    objects: tuple[ShapeObject, ...]
+
+
+def random_object(rng: random.Random, side: str | None = None) -> ShapeObject:
+    return ShapeObject(rng.choice(SHAPES), rng.choice(list(COLOURS)), rng.choice(SIZES), side)
+
+
+def random_scene(rng: random.Random, n_objects: int | None = None) -> Scene:
+    """A scene of `n_objects` (1 or 2; random if None). Two objects always differ in shape or colour."""
+    n_objects = n_objects or rng.choice((1, 2))
+    if n_objects == 1:
+        return Scene((random_object(rng),))
+    if n_objects != 2:
+        raise ValueError(f"a scene has one or two objects, not {n_objects}")
+    left = random_object(rng, "left")
+    while True:
+        right = random_object(rng, "right")
+        if (right.shape, right.colour) != (left.shape, left.colour):
+            return Scene((left, right))
