@@ -1,4 +1,4 @@
-"""`multifusion` command line: `multifusion generate PROMPT [options]`.
+"""`multifusion` command line: `multifusion generate PROMPT [options]`, `multifusion eval [options]`.
 
 Bad input prints one line starting with "error:" and exits with status 2; nothing is written.
 """
@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="multifusion.png",
                      help="output PNG; with several images, NAME-1.png, NAME-2.png, ... (default: multifusion.png)")  # fmt: skip
     gen.set_defaults(run=_generate)
+
+    ev = commands.add_parser("eval", help="run the shapes-world benchmarks on a pipeline; JSON report")
+    ev.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
+    ev.add_argument("--out", default=None, help="write the JSON report here")
+    ev.add_argument("--quick", action="store_true", help="small samples, for a fast look")
+    ev.add_argument("--steps", type=int, default=25, help="denoising steps (default: 25)")
+    ev.add_argument("--guidance", type=float, default=5.0, help="guidance scale (default: 5)")
+    ev.add_argument("--seed", type=int, default=0, help="image i of every benchmark uses seed + i")
+    ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    ev.set_defaults(run=_evaluate)
     return parser
 
 
@@ -80,9 +90,41 @@ def _output_paths(out: str, count: int) -> list[Path]:
     return [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(count)]
 
 
+def _load_runtime(model_arg: str | None, device: str | None):
+    from .runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+
+    model = model_arg or str(DEFAULT_MODEL)
+    if model_arg is None and not DEFAULT_MODEL.is_dir():
+        raise PromptError(f"the default model is not at {DEFAULT_MODEL}; pass --model DIR")
+    try:
+        return Runtime.load(model, RuntimeOptions(device=device)), model
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import EvalConfig, Evaluator, format_report
+
+    if args.steps < 1:
+        raise PromptError(f"--steps must be at least 1, got {args.steps}")
+    if args.out and not Path(args.out).parent.is_dir():
+        raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
+    runtime, model = _load_runtime(args.model, args.device)
+    config = EvalConfig(quick=args.quick, steps=args.steps, guidance=args.guidance, seed=args.seed)
+    report = Evaluator(runtime.pipe, config, model, log=lambda m: print(m, file=sys.stderr)).run()
+    print(format_report(report))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"report written to {args.out}")
+    return 0
+
+
 def _generate(args: argparse.Namespace) -> int:
     from .metadata import generation_record, save_png
-    from .runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+    from .runtime import GenerationSettings
     from .syntax import parse_prompt
 
     prompt = _read_prompt(args.prompt, args.image)
@@ -94,15 +136,7 @@ def _generate(args: argparse.Namespace) -> int:
     settings.validate(size_multiple=1)  # cheap checks now; the model's size multiple once it is loaded
     paths = _output_paths(args.out, args.num_images)
 
-    model = args.model or str(DEFAULT_MODEL)
-    if args.model is None and not DEFAULT_MODEL.is_dir():
-        raise PromptError(f"the default model is not at {DEFAULT_MODEL}; pass --model DIR")
-    try:
-        runtime = Runtime.load(model, RuntimeOptions(device=args.device))
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
-
+    runtime, model = _load_runtime(args.model, args.device)
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):
         record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=args.seed + index)
