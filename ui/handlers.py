@@ -1,0 +1,263 @@
+"""What the app does, as plain functions over a `Studio`: no Gradio here, so every handler is testable directly.
+
+A composition is the composer's value: `{"segments": [{"type": "text", "text", "weight", "lang"} |
+{"type": "image", "path", "weight", "name"}]}`, where an image `path` must point into one of the studio's
+image folders (Gradio's upload folder, the studio's own image store, or the bundled examples); any other path
+that arrives from a browser is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from multifusion.errors import PromptError
+from multifusion.images import load_image, to_data_url
+from multifusion.metadata import generation_record, read_record, save_png
+from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt, TextSegment
+from multifusion.runtime import GenerationSettings, Runtime
+from multifusion.syntax import parse_prompt
+
+SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
+
+
+class Cancelled(Exception):
+    """The user pressed Cancel; generation stopped between two steps."""
+
+
+@dataclass
+class Studio:
+    """The app's server-side state: the runtime, where files go, and per-session cancel flags."""
+
+    runtime: Runtime
+    model_name: str
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="multifusion-studio-")))
+    trusted_dirs: tuple[Path, ...] = ()
+    _cancel: dict[str, threading.Event] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.image_store.mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def image_store(self) -> Path:
+        return self.work_dir / "images"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.work_dir / "outputs"
+
+    def cancel_flag(self, session: str) -> threading.Event:
+        return self._cancel.setdefault(session, threading.Event())
+
+    # --- images ---------------------------------------------------------------------------------------------
+    def store_image(self, image: Image.Image) -> Path:
+        """Keep a prompt image by its digest, so a restored PNG can find it again."""
+        segment = ImageSegment(image)
+        path = self.image_store / f"{segment.digest}.png"
+        if not path.exists():
+            image.save(path)
+        return path
+
+    def open_image(self, ref: Any, what: str) -> Image.Image:
+        """An image from the composer: a path inside a trusted folder (never elsewhere), or a data URL."""
+        if isinstance(ref, str) and ref.startswith("data:"):
+            return load_image(ref, max_pixels=DEFAULT_LIMITS.max_image_pixels, what=what)
+        if not isinstance(ref, str) or not ref:
+            raise PromptError(f"{what}: no image given")
+        path = Path(ref).resolve()
+        if not any(path.is_relative_to(root.resolve()) for root in (self.image_store, *self.trusted_dirs)):
+            raise PromptError(f"{what}: only uploaded images can be used")
+        return load_image(path, max_pixels=DEFAULT_LIMITS.max_image_pixels, allow_paths=True, what=what)
+
+
+# --- compositions <-> prompts --------------------------------------------------------------------------------
+def composition_to_prompt(studio: Studio, composition: Any) -> MultimodalPrompt:
+    """Validate the composer's value and build the prompt; `PromptError` names the bad segment."""
+    if isinstance(composition, str):
+        try:
+            composition = json.loads(composition)
+        except ValueError:
+            raise PromptError("the composition is not valid JSON") from None
+    if not isinstance(composition, dict) or not isinstance(composition.get("segments"), list):
+        raise PromptError("the composition must be an object with a list of segments")
+    segments = []
+    for index, item in enumerate(composition["segments"]):
+        what = f"segment {index + 1}"
+        if not isinstance(item, dict) or item.get("type") not in ("text", "image"):
+            raise PromptError(f"{what}: must be a text or an image card")
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, str):
+            weight = _number(weight, f"{what}: weight")
+        if item["type"] == "text":
+            lang = item.get("lang") or None
+            segments.append(TextSegment(item.get("text", ""), weight, None if lang == "auto" else lang))
+        else:
+            image = studio.open_image(item.get("path") or item.get("image"), f"{what} (image)")
+            segments.append(ImageSegment(image, weight, item.get("name")))
+    return MultimodalPrompt(tuple(segments)).validate()
+
+
+def prompt_to_composition(studio: Studio, prompt: MultimodalPrompt) -> dict[str, Any]:
+    """The composer value for a prompt; its images are put in the studio's image store."""
+    out = []
+    for s in prompt.segments:
+        if isinstance(s, TextSegment):
+            out.append({"type": "text", "text": s.text, "weight": s.weight, "lang": s.lang or "auto"})
+        else:
+            path = studio.store_image(s.image)
+            out.append({"type": "image", "path": str(path), "weight": s.weight, "name": s.name or path.stem[:8]})
+    return {"segments": out}
+
+
+def _number(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PromptError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise PromptError(f"{what} must be finite, got {value!r}")
+    return number
+
+
+def settings_from(values: dict[str, Any]) -> GenerationSettings:
+    """Settings from plain JSON (the API) or the controls; unknown keys are refused, not ignored."""
+    if not isinstance(values, dict):
+        raise PromptError("settings must be a JSON object")
+    unknown = set(values) - set(SETTING_KEYS)
+    if unknown:
+        raise PromptError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTING_KEYS)}")
+    kwargs = dict(values)
+    for key in ("steps", "seed", "num_images", "width", "height"):
+        if kwargs.get(key) is not None and isinstance(kwargs[key], float) and kwargs[key].is_integer():
+            kwargs[key] = int(kwargs[key])  # sliders and JSON send 25.0 for 25
+    negative = kwargs.get("negative")
+    if isinstance(negative, dict):
+        kwargs["negative"] = MultimodalPrompt.from_dict(negative)
+    elif isinstance(negative, str):
+        kwargs["negative"] = parse_prompt(negative).validate(allow_empty=True) if negative.strip() else None
+    return GenerationSettings(**kwargs).validate()
+
+
+# --- generation ------------------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    """Generated images, their PNG files (with metadata) and the records in them."""
+
+    images: list[Image.Image]
+    paths: list[Path]
+    records: list[dict[str, Any]]
+
+
+def generate(
+    studio: Studio,
+    prompt: MultimodalPrompt,
+    settings: GenerationSettings,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Result:
+    """Generate, write PNGs carrying the record, and keep the prompt's images for restoring."""
+
+    def step(i: int, n: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if on_step is not None:
+            on_step(i, n)
+
+    images = studio.runtime.generate(prompt, settings, on_step=step)
+    for image in prompt.images:
+        studio.store_image(image)
+    paths, records = [], []
+    for index, image in enumerate(images):
+        record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
+                                   image_seed=settings.seed + index)  # fmt: skip
+        digest = ImageSegment(image).digest[:12]
+        paths.append(save_png(image, studio.output_dir / f"multifusion-{settings.seed + index}-{digest}.png", record))
+        records.append(record)
+    return Result(images, paths, records)
+
+
+def compare_languages(
+    studio: Studio, texts: dict[str, str], settings: GenerationSettings
+) -> tuple[list[tuple[Image.Image, str]], dict[str, float]]:
+    """The same seed for one prompt in several languages; each language's encoding similarity to the first."""
+    filled = {lang: text for lang, text in texts.items() if isinstance(text, str) and text.strip()}
+    if not filled:
+        raise PromptError("write the prompt in at least one language")
+    unknown = set(filled) - set(LANGUAGES)
+    if unknown:
+        raise PromptError(f"unknown language(s): {', '.join(sorted(unknown))}")
+    prompts = {lang: parse_prompt(text).validate() for lang, text in filled.items()}
+    first = next(iter(prompts))
+    reference = _mean_encoding(studio, prompts[first])
+    gallery, similarity = [], {}
+    for lang, prompt in prompts.items():
+        image = studio.runtime.generate(prompt, settings.__class__(**{**settings.__dict__, "num_images": 1}))[0]
+        similarity[lang] = float(_cosine(_mean_encoding(studio, prompt), reference))
+        gallery.append((image, f"{lang}  ·  similarity to {first}: {similarity[lang]:.3f}"))
+    return gallery, similarity
+
+
+def _mean_encoding(studio: Studio, prompt: MultimodalPrompt):
+    from multifusion.processor import layout_prompts
+
+    pipe = studio.runtime.pipe
+    config = pipe.encoder.config
+    layout = layout_prompts([prompt], pipe.tokenizer, config.image_tokens, config.max_length)
+    embeds = studio.runtime.encode(prompt).embeds[0].float().cpu()
+    return embeds[layout.segment_ids[0] >= 0].mean(dim=0)
+
+
+def _cosine(a, b) -> float:
+    import torch
+
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+def weight_sweep(
+    studio: Studio, prompt: MultimodalPrompt, index: int, low: float, high: float, count: int, settings: GenerationSettings
+) -> list[tuple[Image.Image, str]]:
+    """One segment's weight over [low, high] in `count` steps, same seed: a strip of images."""
+    if not isinstance(count, int) or not 2 <= count <= 9:
+        raise PromptError(f"the sweep takes 2 to 9 images, got {count!r}")
+    if not 1 <= index <= len(prompt.segments):
+        raise PromptError(f"pick a segment from 1 to {len(prompt.segments)}, got {index}")
+    one = settings.__class__(**{**settings.__dict__, "num_images": 1})
+    strip = []
+    for k in range(count):
+        weight = low + (high - low) * k / (count - 1)
+        swept = prompt.with_weight(index - 1, round(weight, 4)).validate()
+        strip.append((studio.runtime.generate(swept, one)[0], f"weight {weight:.2f}"))
+    return strip
+
+
+def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Rebuild the composition and settings from a PNG made by MultiFusion; lists images it could not find."""
+    record = read_record(png)
+    segments, missing = [], []
+    for index, item in enumerate(record["prompt"].get("segments", [])):
+        if item.get("type") == "image":
+            digest = str(item.get("image", "")).removeprefix("sha256:")
+            path = studio.image_store / f"{digest}.png"
+            if not digest.isalnum() or not path.exists():
+                missing.append(f"segment {index + 1}")
+                continue
+            segments.append({**item, "image": None, "path": str(path)})
+        else:
+            segments.append({**item, "lang": item.get("lang") or "auto"})
+    settings = {k: v for k, v in record["settings"].items() if k in SETTING_KEYS}
+    settings["seed"] = record.get("image_seed", settings.get("seed", 0))
+    settings["num_images"] = 1
+    return {"segments": segments}, settings, missing
+
+
+def data_urls(result: Result) -> dict[str, Any]:
+    """The API's answer: images as PNG data URLs with their records."""
+    return {"images": [to_data_url(im) for im in result.images], "metadata": result.records}

@@ -1,0 +1,38 @@
+"""Load the model once, build the app, launch: shared by `app.py` and `multifusion serve`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+
+from .demo import CSS, THEME, build_demo
+from .handlers import Studio
+
+
+def load_studio(model: str | None = None, options: RuntimeOptions | None = None) -> Studio:
+    """The given model, else `weights/multifusion-tiny`, else the tiny random test pipeline (said plainly)."""
+    if model:
+        return Studio(Runtime.load(model, options), model)
+    if DEFAULT_MODEL.is_dir():
+        return Studio(Runtime.load(DEFAULT_MODEL, options), "multifusion-tiny (weights/multifusion-tiny)")
+    from multifusion.testing import tiny_pipeline
+
+    name = "tiny RANDOM test pipeline — weights/multifusion-tiny is not installed, so images are noise"
+    return Studio(Runtime(tiny_pipeline(), options), name)
+
+
+def zero_gpu_wrapper() -> Callable[[Callable], Callable]:
+    """`spaces.GPU` on Hugging Face ZeroGPU Spaces (where the package exists), otherwise no wrapping."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU
+
+
+def launch(host: str | None = None, port: int | None = None, model: str | None = None) -> None:
+    studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"))
+    demo = build_demo(studio, zero_gpu_wrapper())
+    demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True)
