@@ -37,3 +37,27 @@ def generate(pipe, prompt, seed=0, steps=2, **kwargs):
 
 def differs(a, b, tolerance=1e-4):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max()) > tolerance
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory):
+    """The whole app on the tiny random pipeline, served on a free localhost port."""
+    from multifusion.runtime import Runtime, RuntimeOptions
+    from ui import Studio, build_demo
+    from ui.demo import CSS, THEME
+
+    studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny-test",
+                    work_dir=tmp_path_factory.mktemp("studio"))  # fmt: skip
+    demo = build_demo(studio)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, theme=THEME, css=CSS)
+    yield f"http://127.0.0.1:{port}/", studio
+    demo.close()

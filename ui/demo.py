@@ -51,8 +51,14 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def build_demo(studio: Studio, zero_gpu: Callable[[Callable], Callable] = lambda f: f) -> gr.Blocks:
-    """The whole app for one loaded model. `zero_gpu` wraps GPU work (e.g. `spaces.GPU` on ZeroGPU Spaces)."""
+def build_demo(
+    studio: Studio, zero_gpu: Callable[[Callable], Callable] = lambda f: f, queue_size: int = QUEUE_SIZE
+) -> gr.Blocks:
+    """The whole app for one loaded model.
+
+    `zero_gpu` wraps GPU work (e.g. `spaces.GPU` on ZeroGPU Spaces); beyond `queue_size` waiting requests, new
+    ones are turned away with Gradio's "Queue is full" message instead of waiting without end.
+    """
     examples = load_examples()
     # Images may come from Gradio's upload folder or the bundled examples; any other server path is refused.
     studio.trusted_dirs = (*studio.trusted_dirs, EXAMPLES_DIR, Path(get_upload_folder()))
@@ -95,7 +101,7 @@ def build_demo(studio: Studio, zero_gpu: Callable[[Callable], Callable] = lambda
                             manipulate = gr.Radio(["both", "encoder", "unet"], value="both", label="Weights act in")
                             balance = gr.Checkbox(value=True, label="Balance text against images")
                     with gr.Accordion("Prompt and settings of the first image", open=False):
-                        record = gr.JSON(show_label=False)
+                        record = gr.JSON(show_label=False, elem_id="mf-record")
 
         with gr.Tab("Compare languages"):
             gr.Markdown("One prompt in up to five languages, the same seed for each. The caption gives each "
@@ -217,5 +223,5 @@ def build_demo(studio: Studio, zero_gpu: Callable[[Callable], Callable] = lambda
         gr.api(generate, api_name="generate", concurrency_id=GPU)
         gr.api(compare, api_name="compare", concurrency_id=GPU)
 
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    demo.queue(default_concurrency_limit=1, max_size=queue_size)
     return demo

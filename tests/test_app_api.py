@@ -1,0 +1,100 @@
+"""The app's named API endpoints, driven with gradio_client against a live server on localhost."""
+
+import base64
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from gradio_client import Client
+from PIL import Image
+
+from multifusion.images import to_data_url
+
+
+def decode(url):
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+@pytest.fixture(scope="module")
+def client(live_app):
+    return Client(live_app[0], verbose=False)
+
+
+def generate(client, prompt, **settings):
+    return client.predict(prompt=prompt, settings={"steps": 2, "guidance": 3.0, **settings}, api_name="/generate")
+
+
+def test_generate_endpoint_with_a_multimodal_prompt(client, red_image):
+    prompt = {"segments": [{"type": "text", "text": "a photo of", "lang": "en"},
+                           {"type": "image", "image": to_data_url(red_image), "weight": 0.7}]}  # fmt: skip
+    answer = generate(client, prompt, seed=11, num_images=2)
+    assert len(answer["images"]) == 2 and decode(answer["images"][0]).shape == (64, 64, 3)
+    record = answer["metadata"][1]
+    assert record["image_seed"] == 12 and record["prompt"]["segments"][1]["weight"] == 0.7
+    assert record["prompt"]["segments"][1]["image"].startswith("sha256:")
+
+
+def test_compare_endpoint(client):
+    answer = client.predict(texts={"en": "a red circle", "it": "un cerchio rosso"}, settings={"steps": 2},
+                            api_name="/compare")  # fmt: skip
+    assert set(answer["images"]) == {"en", "it"} and answer["similarity"]["en"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "prompt, settings, message",
+    [
+        ({"segments": []}, {}, "empty"),
+        ({"segments": [{"type": "text", "text": "a", "weight": 1e9}]}, {}, "outside"),
+        ({"segments": [{"type": "image", "image": "/etc/passwd"}]}, {}, "data URL"),
+        ({"segments": [{"type": "image", "image": "data:image/png;base64,aGVsbG8="}]}, {}, "not a readable image"),
+        ({"segments": "nope"}, {}, "must be a list"),
+        ({"segments": [{"type": "text", "text": "a"}]}, {"steps": -1}, "steps"),
+        ({"segments": [{"type": "text", "text": "a"}]}, {"colour": "red"}, "unknown setting"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, prompt, settings, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(prompt=prompt, settings=settings, api_name="/generate")
+    assert len(generate(client, {"segments": [{"type": "text", "text": "still here"}]})["images"]) == 1
+
+
+def test_concurrent_requests_never_cross(live_app):
+    """Different prompts and seeds at once: each result equals the same request made alone."""
+    url = live_app[0]
+    requests = [({"segments": [{"type": "text", "text": text}]}, seed) for text, seed in
+                [("a red circle", 1), ("ein blauer Stern", 2), ("un cœur vert", 3), ("una stella nera", 4)]]  # fmt: skip
+    alone = [decode(generate(Client(url, verbose=False), p, seed=s)["images"][0]) for p, s in requests]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda r: decode(generate(Client(url, verbose=False), r[0], seed=r[1])["images"][0]), requests))
+    for a, b in zip(alone, together):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(alone[0], alone[1])
+
+
+def test_a_full_queue_answers_busy(red_image, tmp_path):
+    from multifusion.runtime import Runtime, RuntimeOptions
+    from multifusion.testing import tiny_pipeline
+    from ui import Studio, build_demo
+
+    from conftest import free_port
+
+    studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny", work_dir=tmp_path)
+    demo = build_demo(studio, queue_size=1)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        slow = {"steps": 60, "guidance": 3.0, "num_images": 4}
+        jobs = [client.submit(prompt={"segments": [{"type": "text", "text": "a"}]}, settings=slow, api_name="/generate")
+                for _ in range(4)]  # fmt: skip
+        errors = []
+        for job in jobs:
+            try:
+                job.result(timeout=120)
+            except Exception as error:  # the client raises its own error types
+                errors.append(str(error))
+        assert any("Queue is full" in e for e in errors), errors
+        assert len(errors) < len(jobs)  # the ones that got in were served
+    finally:
+        demo.close()

@@ -1,0 +1,125 @@
+"""The app's handlers, without a browser: compositions, settings, generation records, restore, compare, sweep."""
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from multifusion import PromptError
+from multifusion.metadata import read_record
+from multifusion.runtime import Runtime, RuntimeOptions
+from ui import handlers
+from ui.handlers import Cancelled, Studio
+
+
+@pytest.fixture
+def studio(pipe, tmp_path):
+    return Studio(Runtime(pipe, RuntimeOptions(device="cpu")), "tiny-test", work_dir=tmp_path / "studio")
+
+
+def quick(**overrides):
+    return handlers.settings_from({"steps": 2, "guidance": 3.0, "seed": 3, **overrides})
+
+
+def test_composition_becomes_a_validated_prompt(studio, red_image):
+    path = studio.store_image(red_image)
+    value = {"segments": [
+        {"type": "text", "text": "a photo of", "weight": 1.0, "lang": "en"},
+        {"type": "image", "path": str(path), "weight": "0.5", "name": "ref", "url": "/ignored"},
+        {"type": "text", "text": " bei Nacht", "weight": 2, "lang": "auto"},
+    ]}  # fmt: skip
+    prompt = handlers.composition_to_prompt(studio, value)
+    assert prompt.weights == (1.0, 0.5, 2.0)
+    assert prompt.segments[0].lang == "en" and prompt.segments[2].lang is None
+    assert prompt.segments[1].digest == handlers.ImageSegment(red_image).digest
+
+
+@pytest.mark.parametrize(
+    "segment, message",
+    [
+        ({"type": "image", "path": "/etc/hostname"}, "only uploaded images"),
+        ({"type": "image", "path": "../../../etc/passwd"}, "only uploaded images"),
+        ({"type": "image", "path": ""}, "no image given"),
+        ({"type": "image", "path": "data:image/png;base64,AAAA"}, "not a readable image"),
+        ({"type": "text", "text": "a", "weight": "heavy"}, "must be a number"),
+        ({"type": "text", "text": "a", "weight": "nan"}, "must be finite"),
+        ({"type": "text", "text": "a", "weight": 7}, "outside"),
+        ({"type": "text", "text": "a", "lang": "pt"}, "unknown language"),
+        ({"type": "text", "text": ""}, "is empty"),
+        ({"type": "video"}, "text or an image card"),
+    ],
+)
+def test_bad_compositions_are_refused(studio, segment, message):
+    with pytest.raises(PromptError, match=message):
+        handlers.composition_to_prompt(studio, {"segments": [segment]})
+
+
+def test_settings_from_json(studio):
+    settings = handlers.settings_from({"steps": 25.0, "seed": 7.0, "negative": "(blurry:1.5)", "num_images": 2})
+    assert settings.steps == 25 and settings.seed == 7 and settings.negative.weights == (1.5,)
+    with pytest.raises(PromptError, match="unknown setting.*stpes"):
+        handlers.settings_from({"stpes": 10})
+    with pytest.raises(PromptError, match="steps"):
+        handlers.settings_from({"steps": 0})
+
+
+def test_generate_writes_pngs_that_restore_the_composition_exactly(studio, red_image):
+    value = {"segments": [{"type": "image", "path": str(studio.store_image(red_image)), "weight": 0.8, "name": "ref"},
+                          {"type": "text", "text": " und ein blauer Stern", "weight": 1.5, "lang": "de"}]}  # fmt: skip
+    prompt = handlers.composition_to_prompt(studio, value)
+    result = handlers.generate(studio, prompt, quick(num_images=2, negative="blurry"))
+    assert len(result.paths) == 2 and all(p.exists() for p in result.paths)
+    assert read_record(Image.open(result.paths[1]))["image_seed"] == 4
+
+    restored, settings, missing = handlers.restore(studio, Image.open(result.paths[1]))
+    assert missing == []
+    assert handlers.composition_to_prompt(studio, restored) == prompt
+    again = handlers.generate(studio, handlers.composition_to_prompt(studio, restored), handlers.settings_from(settings))
+    assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[1]))
+
+
+def test_restore_refuses_foreign_pngs(studio, tmp_path):
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(path)
+    with pytest.raises(PromptError, match="no MultiFusion metadata"):
+        handlers.restore(studio, Image.open(path))
+
+
+def test_compare_languages_uses_one_seed_and_reports_similarity(studio):
+    gallery, similarity = handlers.compare_languages(studio, {"en": "a red circle", "de": "ein roter Kreis", "fr": ""}, quick())
+    assert [label.split()[0] for _, label in gallery] == ["en", "de"]
+    assert similarity["en"] == pytest.approx(1.0) and -1 <= similarity["de"] < 0.9999
+    with pytest.raises(PromptError, match="at least one language"):
+        handlers.compare_languages(studio, {"en": "  "}, quick())
+
+
+def test_weight_sweep_changes_the_picture_along_the_strip(studio):
+    prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a red circle"},
+                                                                  {"type": "text", "text": " and a blue star"}]})  # fmt: skip
+    strip = handlers.weight_sweep(studio, prompt, 2, 0.0, 2.0, 3, quick())
+    assert [label for _, label in strip] == ["weight 0.00", "weight 1.00", "weight 2.00"]
+    arrays = [np.asarray(image, dtype=float) for image, _ in strip]
+    assert np.abs(arrays[0] - arrays[1]).max() > 0 and np.abs(arrays[2] - arrays[1]).max() > 0
+    with pytest.raises(PromptError, match="pick a segment"):
+        handlers.weight_sweep(studio, prompt, 5, 0.0, 2.0, 3, quick())
+
+
+def test_cancel_stops_between_steps(studio):
+    prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a circle"}]})
+    cancel, steps = threading.Event(), []
+
+    def on_step(i, n):
+        steps.append(i)
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        handlers.generate(studio, prompt, quick(steps=10), on_step=on_step, cancel=cancel)
+    assert steps == [1]
+
+
+def test_api_answer_carries_data_urls(studio):
+    prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a circle"}]})
+    answer = handlers.data_urls(handlers.generate(studio, prompt, quick()))
+    assert answer["images"][0].startswith("data:image/png;base64,") and answer["metadata"][0]["settings"]["steps"] == 2
+    assert handlers.composition_to_prompt(studio, {"segments": [{"type": "image", "image": answer["images"][0]}]})
