@@ -1,4 +1,4 @@
-"""`multifusion` command line: `multifusion generate PROMPT [options]`, `multifusion eval [options]`.
+"""`multifusion` command line: `multifusion generate PROMPT`, `multifusion eval`, `multifusion serve`.
 
 Bad input prints one line starting with "error:" and exits with status 2; nothing is written.
 """
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="image i of every benchmark uses seed + i")
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ev.set_defaults(run=_evaluate)
+
+    serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -101,6 +107,14 @@ def _load_runtime(model_arg: str | None, device: str | None):
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # The app lives in the `ui` package beside the library; the library itself never imports Gradio.
+    from ui.launch import launch
+
+    launch(args.host, args.port, args.model)
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
