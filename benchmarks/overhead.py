@@ -20,37 +20,12 @@ import transformers
 
 transformers.logging.set_verbosity_error()  # quiet the optional-torchvision notices diffusers' SD import triggers
 
-from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from diffusers import StableDiffusionPipeline  # noqa: E402
 
 from multifusion import MultimodalPrompt  # noqa: E402, TextSegment
 from multifusion.pipeline import MultiFusionPipeline
 from multifusion.testing import tiny_encoder, tiny_pipeline
 from multifusion.tokenizer import build_tokenizer
-
-
-def sd15_sized_pipeline() -> MultiFusionPipeline:
-    """SD-1.5's U-Net and VAE architecture with random weights; a 1-layer LM of width 768 as the encoder."""
-    tiny = tiny_pipeline()
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=64, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, cross_attention_dim=768,
-        attention_head_dim=8,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    )  # fmt: skip
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    )  # fmt: skip
-    tokenizer = build_tokenizer()
-    encoder = tiny_encoder(len(tokenizer))
-    config = dict(encoder.config)
-    config["lm_config"] = {**config["lm_config"], "hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 12,
-                           "num_key_value_heads": 12, "head_dim": 64}  # fmt: skip
-    encoder = type(encoder)(**{k: v for k, v in config.items() if not k.startswith("_")})
-    pipe = MultiFusionPipeline(vae, unet, tiny.scheduler, encoder, tokenizer, tiny.vision_processor)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def measure(pipe: MultiFusionPipeline, name: str, size: int, steps: int, repeats: int) -> dict:

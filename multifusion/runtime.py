@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,39 +173,68 @@ class Runtime:
 
         Raises `PromptError` for bad input and `OutOfMemoryError` (with advice) when the device runs out.
         """
+        return self.generate_many([prompt], settings, on_step)[0]
+
+    def generate_many(
+        self,
+        prompts: Sequence[MultimodalPrompt | str],
+        settings: GenerationSettings | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> list[list[PIL.Image.Image]]:
+        """Several prompts in one batched U-Net call, `settings.num_images` images each.
+
+        Image j of every prompt uses `seed + j`, so each prompt's images are those `generate` would give it alone
+        (the same seed across prompts, as a language comparison wants).
+        """
         settings = (settings or GenerationSettings()).validate(self.pipe.size_multiple)
-        positive = as_prompts(prompt)[0].validate(self.pipe.limits)
+        positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
+        if not positives:
+            raise PromptError("no prompt to generate from")
         negative = as_prompts(settings.negative)[0].validate(self.pipe.limits, allow_empty=True)
-        pos = self.encode(positive, settings.manipulate, settings.auto_balance)
+        pos_embeds, pos_bias = _stack([self.encode(p, settings.manipulate, settings.auto_balance) for p in positives])
         guided = settings.guidance > 1
-        neg = self.encode(negative, settings.manipulate, settings.auto_balance) if guided else None
+        neg_embeds = neg_bias = None
+        if guided:
+            neg = self.encode(negative, settings.manipulate, settings.auto_balance)
+            neg_embeds, neg_bias = _stack([neg] * len(positives))
 
         def callback(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
             on_step(step + 1, settings.steps)
             return tensors
 
         try:
-            return self.pipe(
-                prompt_embeds=pos.embeds,
-                negative_prompt_embeds=neg.embeds if guided else None,
-                prompt_key_bias=pos.unet_bias,
-                negative_prompt_key_bias=neg.unet_bias if guided else None,
+            images = self.pipe(
+                prompt_embeds=pos_embeds,
+                negative_prompt_embeds=neg_embeds,
+                prompt_key_bias=pos_bias,
+                negative_prompt_key_bias=neg_bias,
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance,
                 width=settings.width,
                 height=settings.height,
                 num_images_per_prompt=settings.num_images,
-                generator=seeded_generators(settings.seed, settings.num_images),
+                generator=[g for _ in positives for g in seeded_generators(settings.seed, settings.num_images)],
                 callback_on_step_end=callback if on_step else None,
             ).images
         except torch.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             raise OutOfMemoryError(
-                f"the GPU ran out of memory making {settings.num_images} image(s) at "
+                f"the GPU ran out of memory making {len(positives) * settings.num_images} image(s) at "
                 f"{settings.width or 'default'}x{settings.height or 'default'}: make fewer or smaller images, "
                 "or start with CPU offload"
             ) from None
+        n = settings.num_images
+        return [images[i * n : (i + 1) * n] for i in range(len(positives))]
+
+
+def _stack(encodings: Sequence[PromptEncoding]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Concatenate cached single-prompt encodings into a batch; neutral rows get a zero bias if others have one."""
+    embeds = torch.cat([e.embeds for e in encodings])
+    if all(e.unet_bias is None for e in encodings):
+        return embeds, None
+    zeros = torch.zeros(embeds.shape[1], device=embeds.device, dtype=torch.float32)
+    return embeds, torch.stack([zeros if e.unet_bias is None else e.unet_bias[0] for e in encodings])
 
 
 def seeded_generators(seed: int, count: int) -> list[torch.Generator]:

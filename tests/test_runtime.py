@@ -95,3 +95,18 @@ def test_dtype_choice():
     assert pick_dtype(torch.device("cuda"), "bfloat16") == torch.bfloat16
     with pytest.raises(PromptError):
         pick_dtype(torch.device("cpu"), "int8")
+
+
+def test_generate_many_batches_prompts_and_matches_single_generation(runtime):
+    prompts = ["a red circle", MultimodalPrompt.of("ein blauer Stern", TextSegment(" links", 2.0)), "un cœur vert"]
+    settings = GenerationSettings(steps=2, seed=4, num_images=2)
+    calls = []
+    original = runtime.pipe.unet.forward
+    runtime.pipe.unet.forward = lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k)
+    batched = runtime.generate_many(prompts, settings)
+    assert calls == [12, 12]  # 3 prompts x 2 images x (conditional + unconditional), in one call per step
+    runtime.pipe.unet.forward = original
+    for prompt, images in zip(prompts, batched):
+        alone = runtime.generate(prompt, settings)
+        for a, b in zip(images, alone):  # batched convolutions may round differently by one level at most
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1

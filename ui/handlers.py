@@ -197,9 +197,10 @@ def compare_languages(
     prompts = {lang: parse_prompt(text).validate() for lang, text in filled.items()}
     first = next(iter(prompts))
     reference = _mean_encoding(studio, prompts[first])
+    one_each = GenerationSettings(**{**settings.__dict__, "num_images": 1})
+    images = studio.runtime.generate_many(list(prompts.values()), one_each)  # one batched call, the same seed
     gallery, similarity = [], {}
-    for lang, prompt in prompts.items():
-        image = studio.runtime.generate(prompt, settings.__class__(**{**settings.__dict__, "num_images": 1}))[0]
+    for (lang, prompt), (image,) in zip(prompts.items(), images):
         similarity[lang] = float(_cosine(_mean_encoding(studio, prompt), reference))
         gallery.append((image, f"{lang}  ·  similarity to {first}: {similarity[lang]:.3f}"))
     return gallery, similarity
@@ -229,13 +230,10 @@ def weight_sweep(
         raise PromptError(f"the sweep takes 2 to 9 images, got {count!r}")
     if not 1 <= index <= len(prompt.segments):
         raise PromptError(f"pick a segment from 1 to {len(prompt.segments)}, got {index}")
-    one = settings.__class__(**{**settings.__dict__, "num_images": 1})
-    strip = []
-    for k in range(count):
-        weight = low + (high - low) * k / (count - 1)
-        swept = prompt.with_weight(index - 1, round(weight, 4)).validate()
-        strip.append((studio.runtime.generate(swept, one)[0], f"weight {weight:.2f}"))
-    return strip
+    weights = [low + (high - low) * k / (count - 1) for k in range(count)]
+    swept = [prompt.with_weight(index - 1, round(w, 4)).validate() for w in weights]
+    images = studio.runtime.generate_many(swept, GenerationSettings(**{**settings.__dict__, "num_images": 1}))
+    return [(image, f"weight {w:.2f}") for w, (image,) in zip(weights, images)]
 
 
 def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
