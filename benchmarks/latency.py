@@ -121,7 +121,8 @@ def main() -> None:
     figures["peak_rss_ours_mib"] = peak_rss("ours")
     figures["peak_rss_diffusers_mib"] = peak_rss("diffusers")
     app = [cold_start([sys.executable, "app.py"]) for _ in range(3)]
-    bare = [cold_start([sys.executable, "-c", "import gradio as gr; gr.Blocks().launch()"]) for _ in range(3)]
+    bare_app = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hello')\ndemo.launch()"
+    bare = [cold_start([sys.executable, "-c", bare_app]) for _ in range(3)]
     figures["app_cold_start_s"], figures["bare_gradio_cold_start_s"] = median(app), median(bare)
 
     report([

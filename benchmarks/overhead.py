@@ -22,10 +22,10 @@ transformers.logging.set_verbosity_error()  # quiet the optional-torchvision not
 
 from diffusers import StableDiffusionPipeline  # noqa: E402
 
-from multifusion import MultimodalPrompt  # noqa: E402, TextSegment
-from multifusion.pipeline import MultiFusionPipeline
-from multifusion.testing import tiny_encoder, tiny_pipeline
-from multifusion.tokenizer import build_tokenizer
+from common import sd15_sized_pipeline  # noqa: E402
+from multifusion import MultimodalPrompt, TextSegment  # noqa: E402
+from multifusion.pipeline import MultiFusionPipeline  # noqa: E402
+from multifusion.testing import tiny_pipeline  # noqa: E402
 
 
 def measure(pipe: MultiFusionPipeline, name: str, size: int, steps: int, repeats: int) -> dict:

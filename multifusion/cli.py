@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ev.set_defaults(run=_evaluate)
 
+    tr = commands.add_parser("train", help="run one stage of the training recipe (vae, unet, encoder, realign)")
+    tr.add_argument("stage", choices=("vae", "unet", "encoder", "realign"))
+    tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
+    tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
+    tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    tr.set_defaults(run=_train)
+
     serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -107,6 +114,23 @@ def _load_runtime(model_arg: str | None, device: str | None):
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from importlib import import_module
+
+    from accelerate import Accelerator
+
+    from .train.config import load_config
+
+    try:
+        config = load_config(args.config)
+    except (OSError, ValueError) as error:
+        raise PromptError(str(error)) from None
+    stage = import_module(f".train.stage_{args.stage}", __package__)
+    result = stage.run(config, Path(args.out), Accelerator(), resume=args.resume)
+    print(f"{args.stage}: saved {result}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

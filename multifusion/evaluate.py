@@ -29,6 +29,10 @@ from .shapes.scorer import detect
 from .shapes.world import Scene, ShapeObject, random_scene
 
 WEIGHTS = (0.0, 1.0, 2.5)
+SAMPLE_SIZES = {  # scenes per language (single), per variant (mcc), per weight (weights); captions (similarity)
+    "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64},
+    "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16},
+}
 _CONNECTOR = {"en": " and ", "de": " und ", "fr": " et ", "it": " e ", "es": " y "}
 
 
@@ -42,21 +46,9 @@ class EvalConfig:
     seed: int = 0
     batch_size: int = 8
 
-    @property
-    def n_single(self) -> int:
-        return 8 if self.quick else 32
-
-    @property
-    def n_mcc(self) -> int:
-        return 8 if self.quick else 32
-
-    @property
-    def n_weights(self) -> int:
-        return 8 if self.quick else 24
-
-    @property
-    def n_similarity(self) -> int:
-        return 16 if self.quick else 64
+    def n(self, benchmark: str) -> int:
+        """Sample size of `benchmark` (single, mcc, weights, similarity)."""
+        return SAMPLE_SIZES["quick" if self.quick else "full"][benchmark]
 
 
 def _has(detections: Sequence, obj: ShapeObject) -> bool:
@@ -98,7 +90,7 @@ class Evaluator:
 
     def single(self) -> dict[str, dict[str, float]]:
         rng = random.Random(f"single/{self.config.seed}")
-        scenes = [random_scene(rng, 1) for _ in range(self.config.n_single)]
+        scenes = [random_scene(rng, 1) for _ in range(self.config.n("single"))]
         result = {}
         for lang in LANGUAGES:
             images = self.generate([MultimodalPrompt.of(caption(s, lang)) for s in scenes])
@@ -108,7 +100,7 @@ class Evaluator:
 
     def mcc(self) -> dict[str, dict[str, float]]:
         rng = random.Random(f"mcc/{self.config.seed}")
-        scenes = [_mcc_scene(rng) for _ in range(self.config.n_mcc)]
+        scenes = [_mcc_scene(rng) for _ in range(self.config.n("mcc"))]
         refs = [tuple(render_reference(o, seed=rng.randrange(2**31)) for o in s.objects) for s in scenes]
         variants = {
             "text": lambda s, r: MultimodalPrompt.of(caption(s, "en")),
@@ -124,7 +116,7 @@ class Evaluator:
 
     def weights(self) -> dict[str, dict[str, float]]:
         rng = random.Random(f"weights/{self.config.seed}")
-        scenes = [_mcc_scene(rng) for _ in range(self.config.n_weights)]
+        scenes = [_mcc_scene(rng) for _ in range(self.config.n("weights"))]
         result = {}
         for weight in WEIGHTS:
             prompts = [
@@ -152,7 +144,7 @@ class Evaluator:
 
     def languages(self, single: dict[str, dict[str, float]]) -> dict[str, Any]:
         rng = random.Random(f"languages/{self.config.seed}")
-        scenes = [random_scene(rng) for _ in range(self.config.n_similarity)]
+        scenes = [random_scene(rng) for _ in range(self.config.n("similarity"))]
         english = [self.embedding(caption(s, "en")) for s in scenes]
         cosine = torch.nn.functional.cosine_similarity
         result: dict[str, Any] = {}

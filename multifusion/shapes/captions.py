@@ -56,15 +56,6 @@ _FR_ADJ = {"red": ("rouge", "rouge"), "green": ("vert", "verte"), "blue": ("bleu
            "small": ("petit", "petite"), "large": ("grand", "grande")}  # fmt: skip
 
 
-def _fr(obj: ShapeObject, size: bool, case: str = "") -> str:
-    noun, gender = _FR_NOUN[obj.shape]
-    form = 0 if gender == "m" else 1
-    words = ["un" if gender == "m" else "une"]
-    if size:
-        words.append(_FR_ADJ[obj.size][form])
-    words += [noun, _FR_ADJ[obj.colour][form]]
-    return " ".join(words)
-
 
 # --- Italian ---------------------------------------------------------------------------------------------------
 _IT_NOUN = {"circle": ("cerchio", "m"), "square": ("quadrato", "m"), "triangle": ("triangolo", "m"), "star": ("stella", "f"), "heart": ("cuore", "m")}
@@ -72,15 +63,6 @@ _IT_ADJ = {"red": ("rosso", "rossa"), "green": ("verde", "verde"), "blue": ("blu
            "purple": ("viola", "viola"), "orange": ("arancione", "arancione"), "black": ("nero", "nera"),
            "small": ("piccolo", "piccola"), "large": ("grande", "grande")}  # fmt: skip
 
-
-def _it(obj: ShapeObject, size: bool, case: str = "") -> str:
-    noun, gender = _IT_NOUN[obj.shape]
-    form = 0 if gender == "m" else 1
-    words = ["un" if gender == "m" else "una"]  # no noun or size word here starts with s+consonant, z or a vowel
-    if size:
-        words.append(_IT_ADJ[obj.size][form])
-    words += [noun, _IT_ADJ[obj.colour][form]]
-    return " ".join(words)
 
 
 # --- Spanish ---------------------------------------------------------------------------------------------------
@@ -90,14 +72,20 @@ _ES_ADJ = {"red": ("rojo", "roja"), "green": ("verde", "verde"), "blue": ("azul"
            "small": ("pequeño", "pequeña"), "large": ("gran", "gran")}  # fmt: skip
 
 
-def _es(obj: ShapeObject, size: bool, case: str = "") -> str:
-    noun, gender = _ES_NOUN[obj.shape]
-    form = 0 if gender == "m" else 1
-    words = ["un" if gender == "m" else "una"]
-    if size:
-        words.append(_ES_ADJ[obj.size][form])
-    words += [noun, _ES_ADJ[obj.colour][form]]
-    return " ".join(words)
+
+def _romance(nouns: dict, adjectives: dict, articles: tuple[str, str]):
+    """French, Italian and Spanish: article by gender, size before the noun, colour after it, all agreeing.
+
+    (Italian needs no "uno"/"un'": none of these nouns or size words starts with s+consonant, z or a vowel.)
+    """
+
+    def phrase(obj: ShapeObject, size: bool, case: str = "") -> str:
+        noun, gender = nouns[obj.shape]
+        form = 0 if gender == "m" else 1
+        words = [articles[form], *([adjectives[obj.size][form]] if size else []), noun, adjectives[obj.colour][form]]
+        return " ".join(words)
+
+    return phrase
 
 
 # --- frames ----------------------------------------------------------------------------------------------------
@@ -121,7 +109,13 @@ _TWO = {
     "es": ["{a} y {b}", "{a} a la izquierda y {b} a la derecha", "una imagen de {a} y {b}", "hay {a} y {b}",
            "{b} a la derecha y {a} a la izquierda"],
 }  # fmt: skip
-_PHRASE = {"en": _en, "de": _de, "fr": _fr, "it": _it, "es": _es}
+_PHRASE = {
+    "en": _en,
+    "de": _de,
+    "fr": _romance(_FR_NOUN, _FR_ADJ, ("un", "une")),
+    "it": _romance(_IT_NOUN, _IT_ADJ, ("un", "una")),
+    "es": _romance(_ES_NOUN, _ES_ADJ, ("un", "una")),
+}
 N_FRAMES = 5
 
 

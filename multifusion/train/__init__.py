@@ -1,0 +1,12 @@
+"""The paper's staged training recipe (design §6), one module per stage, the same code at every scale.
+
+    multifusion train vae     --config tiny --out runs/tiny
+    multifusion train unet    --config tiny --out runs/tiny     # English-conditioned U-Net ("pretrained SD")
+    multifusion train encoder --config tiny --out runs/tiny     # LM, MAGMA image prefix, cross-lingual alignment
+    multifusion train realign --config tiny --out runs/tiny     # only the U-Net's cross-attention, frozen encoder
+
+Every stage runs under accelerate (CPU, one GPU, or `accelerate launch` for many), checkpoints as it goes, resumes
+with `--resume`, shows a progress bar and writes its losses to `OUT/STAGE/log.jsonl`.
+"""
+
+STAGES = ("vae", "unet", "encoder", "realign")

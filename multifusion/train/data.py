@@ -1,0 +1,79 @@
+"""Training data from the shapes world: image tensors, caption corpora, and latents cached per stage."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..shapes.captions import LANGUAGES, N_FRAMES, caption
+from ..shapes.render import render_scene
+from ..shapes.world import Scene, random_scene
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    """PIL images -> (N, 3, H, W) in [-1, 1], the VAE's range."""
+    array = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def scenes(count: int, seed: int) -> list[tuple[Scene, int]]:
+    """`count` (scene, render seed) pairs, fixed by `seed`."""
+    rng = random.Random(f"scenes/{seed}")
+    return [(random_scene(rng), rng.randrange(2**31)) for _ in range(count)]
+
+
+def render_batch(items: list[tuple[Scene, int]], canvas: int) -> torch.Tensor:
+    return to_tensor([render_scene(scene, seed=s, canvas=canvas) for scene, s in items])
+
+
+def caption_corpus(seed: int, count: int = 20000) -> list[str]:
+    """Captions of random scenes in all languages, every frame, with and without sizes (tokenizer, LM)."""
+    rng = random.Random(f"corpus/{seed}")
+    return [caption(random_scene(rng), rng.choice(LANGUAGES), rng.randrange(N_FRAMES), rng.random() < 0.5)
+            for _ in range(count)]  # fmt: skip
+
+
+@torch.no_grad()
+def encode_latents(vae, items: list[tuple[Scene, int]], canvas: int, batch_size: int = 128) -> torch.Tensor:
+    """Scaled VAE latents (mean of the posterior) of the rendered scenes, computed once per stage."""
+    chunks = []
+    for start in range(0, len(items), batch_size):
+        pixels = render_batch(items[start : start + batch_size], canvas).to(vae.device, vae.dtype)
+        chunks.append(vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor)
+    return torch.cat(chunks)
+
+
+def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F821
+    """The byte-level BPE tokenizer of this run, trained once on the multilingual caption corpus."""
+    from transformers import PreTrainedTokenizerFast
+
+    from ..tokenizer import build_tokenizer
+
+    path = out / "tokenizer"
+    if path.is_dir():
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    tokenizer = build_tokenizer(caption_corpus(config["seed"]), config["encoder"]["vocab_size"])
+    tokenizer.save_pretrained(path)
+    return tokenizer
+
+
+def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0) -> torch.Tensor:
+    """Noise-prediction loss at random timesteps, weighted by min-SNR-gamma (Hang et al. 2023) to converge faster."""
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noisy = scheduler.add_noise(latents, noise, t)
+    prediction = unet(noisy, t, conditioning).sample
+    alphas = scheduler.alphas_cumprod.to(latents.device)[t]
+    snr = alphas / (1 - alphas)
+    weight = torch.clamp(snr, max=snr_gamma) / snr
+    return (weight * ((prediction - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+
+
+def noise_scheduler():
+    """The training noise schedule; inference uses DPM-Solver++ on the same betas."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)

@@ -1,0 +1,63 @@
+"""One training loop for every stage: accelerate, AdamW with warm-up, gradient clipping, progress bar, a JSONL
+loss log, and checkpoints that `--resume` continues from."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+
+def train(
+    name: str,
+    params: Iterable[torch.nn.Parameter],
+    modules: list[torch.nn.Module],
+    loss_fn: Callable[[int], torch.Tensor],
+    steps: int,
+    lr: float,
+    out: Path,
+    accelerator: Accelerator,
+    resume: bool = False,
+    checkpoint_every: int = 300,
+) -> None:
+    """Minimise `loss_fn(step)` over `params` for `steps` steps; `modules` are the models to checkpoint."""
+    params = [p for p in params if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
+    optimizer, schedule = accelerator.prepare(optimizer, schedule)
+    state_dir, log_path = out / f"{name}-state", out / "log.jsonl"
+    start = 0
+    if resume and (state_dir / "step.json").exists():
+        accelerator.load_state(str(state_dir))
+        start = json.loads((state_dir / "step.json").read_text())["step"]
+    out.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        module.train()
+
+    began, bar = time.time(), tqdm(range(start, steps), desc=name, initial=start, total=steps, disable=not accelerator.is_main_process)
+    with log_path.open("a") as log:
+        for step in bar:
+            loss = loss_fn(step)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step % 10 == 0 or step == steps - 1:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                log.write(json.dumps({"stage": name, "step": step, "loss": loss.item(), "lr": schedule.get_last_lr()[0],
+                                      "elapsed_s": round(time.time() - began, 1)}) + "\n")  # fmt: skip
+            if (step + 1) % checkpoint_every == 0 or step == steps - 1:
+                accelerator.save_state(str(state_dir))
+                (state_dir / "step.json").write_text(json.dumps({"step": step + 1}))
+    for module in modules:
+        module.eval()
