@@ -21,6 +21,15 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrained
 from .attention import causal_bias_mask
 
 
+def mean_pool(hidden: torch.Tensor) -> torch.Tensor:
+    """A prompt's encoding as one vector, (B, T, D) -> (B, D): the mean of every position after the prefix token.
+
+    That covers the content tokens and the padding positions, which attend to the whole prompt and so summarise
+    it; the alignment stage of training makes this vector match across translations and modalities.
+    """
+    return hidden[:, 1:].mean(dim=1)
+
+
 class BottleneckAdapter(nn.Module):
     """x + up(act(down(x))), with `up` zero-initialised so a new adapter is the identity."""
 

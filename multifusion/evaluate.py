@@ -5,7 +5,7 @@
   text-only, multimodal (each object given as a reference image) and mixed prompts.
 - weights: "A and B" with B's segment at weight 0, 1 and 2.5: share of images showing B (and A).
 - languages: per-language `single` accuracy, its gap to English, and the cosine similarity of each translation's
-  mean-pooled encoding to its English original (with the similarity of unrelated English captions as baseline).
+  pooled encoding (`encoder.mean_pool`) to its English original, with unrelated English captions as baseline.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PIL import Image
 
 from . import __version__
 from .pipeline import MultiFusionPipeline
-from .processor import layout_prompts
+from .encoder import mean_pool
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
 from .shapes.captions import LANGUAGES, caption, noun_phrase
 from .shapes.render import render_reference
@@ -133,14 +133,9 @@ class Evaluator:
             }
         return result
 
-    @torch.no_grad()
     def embedding(self, text: str) -> torch.Tensor:
-        """The mean of a caption's token encodings (prefix and padding excluded)."""
-        prompt = MultimodalPrompt.of(text)
-        config = self.pipe.encoder.config
-        inputs = layout_prompts([prompt], self.pipe.tokenizer, config.image_tokens, config.max_length)
-        embeds = self.pipe.encode([prompt]).embeds[0].float().cpu()  # (T, D)
-        return embeds[inputs.segment_ids[0] >= 0].mean(dim=0)
+        """A caption's pooled encoding (`encoder.mean_pool`)."""
+        return mean_pool(self.pipe.encode([MultimodalPrompt.of(text)]).embeds.float().cpu())[0]
 
     def languages(self, single: dict[str, dict[str, float]]) -> dict[str, Any]:
         rng = random.Random(f"languages/{self.config.seed}")

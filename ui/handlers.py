@@ -207,13 +207,9 @@ def compare_languages(
 
 
 def _mean_encoding(studio: Studio, prompt: MultimodalPrompt):
-    from multifusion.processor import layout_prompts
+    from multifusion.encoder import mean_pool
 
-    pipe = studio.runtime.pipe
-    config = pipe.encoder.config
-    layout = layout_prompts([prompt], pipe.tokenizer, config.image_tokens, config.max_length)
-    embeds = studio.runtime.encode(prompt).embeds[0].float().cpu()
-    return embeds[layout.segment_ids[0] >= 0].mean(dim=0)
+    return mean_pool(studio.runtime.encode(prompt).embeds.float().cpu())[0]
 
 
 def _cosine(a, b) -> float:

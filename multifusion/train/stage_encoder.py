@@ -21,7 +21,7 @@ from transformers import CLIPVisionConfig, LlamaConfig
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..attention import TEXT
-from ..encoder import MultiFusionEncoder
+from ..encoder import MultiFusionEncoder, mean_pool
 from ..processor import layout_prompts
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
 from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
@@ -82,8 +82,7 @@ class EncoderStep:
 
     @staticmethod
     def pooled(hidden: torch.Tensor) -> torch.Tensor:
-        """Mean of every position after the prefix token (content and padding summaries), unit length."""
-        return F.normalize(hidden[:, 1:].mean(dim=1), dim=-1)
+        return F.normalize(mean_pool(hidden), dim=-1)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
