@@ -14,8 +14,10 @@ from multifusion.pipeline import MultiFusionPipeline
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 
 
-def tiny_runtime() -> tuple[Runtime, str]:
-    """The shipped tiny model when present, else the tiny random test pipeline (same code path)."""
+def tiny_runtime(model: str | None = None) -> tuple[Runtime, str]:
+    """`model` if given, else the shipped tiny model when present, else the tiny random test pipeline."""
+    if model:
+        return Runtime.load(model, RuntimeOptions(device="cpu")), model
     if DEFAULT_MODEL.is_dir():
         return Runtime.load(DEFAULT_MODEL, RuntimeOptions(device="cpu")), "weights/multifusion-tiny"
     from multifusion.testing import tiny_pipeline

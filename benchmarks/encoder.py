@@ -25,9 +25,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--model", default=None, help="pipeline directory (default: weights/multifusion-tiny, else the random test pipeline)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    runtime, model = tiny_runtime()
+    runtime, model = tiny_runtime(args.model)
 
     encoder_time, encoder_calls = [0.0], [0]
     forward = runtime.pipe.encoder.forward

@@ -42,12 +42,12 @@ def diffusers_twin(runtime):
     return sd
 
 
-def one_image(kind: str) -> None:
+def one_image(kind: str, model: str | None) -> None:
     """Child process: load, make one image, print peak RSS in MiB."""
     from multifusion.runtime import GenerationSettings
 
     torch.set_grad_enabled(False)
-    runtime, _ = tiny_runtime()
+    runtime, _ = tiny_runtime(model)
     if kind == "ours":
         runtime.generate("a red circle", GenerationSettings(steps=25))
     else:
@@ -58,8 +58,10 @@ def one_image(kind: str) -> None:
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def peak_rss(kind: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", kind], capture_output=True, text=True, check=True, cwd=ROOT / "benchmarks")
+def peak_rss(kind: str, model: str | None) -> float:
+    extra = ["--model", model] if model else []
+    out = subprocess.run([sys.executable, __file__, "--child", kind, *extra], capture_output=True, text=True, check=True,
+                         cwd=ROOT / "benchmarks")  # fmt: skip
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -91,15 +93,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--model", default=None, help="pipeline directory (default: weights/multifusion-tiny, else the random test pipeline)")
     parser.add_argument("--child", choices=["ours", "diffusers"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return one_image(args.child)
+        return one_image(args.child, args.model)
 
     from multifusion.runtime import GenerationSettings
 
     torch.set_grad_enabled(False)
-    runtime, model = tiny_runtime()
+    runtime, model = tiny_runtime(args.model)
     sd = diffusers_twin(runtime)
     prompt = runtime.pipe._checked("a red circle")[0]
     encoding, negative = runtime.encode(prompt), runtime.encode(runtime.pipe._checked(None, batch=1)[0])
@@ -118,8 +121,8 @@ def main() -> None:
         figures[f"batch{n}_ours_s"] = median([a for a, _ in pairs])
         figures[f"batch{n}_diffusers_s"] = median([b for _, b in pairs])
         figures[f"batch{n}_ratio"] = median([a / b for a, b in pairs])
-    figures["peak_rss_ours_mib"] = peak_rss("ours")
-    figures["peak_rss_diffusers_mib"] = peak_rss("diffusers")
+    figures["peak_rss_ours_mib"] = peak_rss("ours", args.model)
+    figures["peak_rss_diffusers_mib"] = peak_rss("diffusers", args.model)
     app = [cold_start([sys.executable, "app.py"]) for _ in range(3)]
     bare_app = "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hello')\ndemo.launch()"
     bare = [cold_start([sys.executable, "-c", bare_app]) for _ in range(3)]

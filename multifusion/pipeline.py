@@ -28,7 +28,7 @@ from .attention import MANIPULATE_MODES, Manipulate, install_segment_bias, key_b
 from .encoder import MultiFusionEncoder
 from .errors import PromptError
 from .processor import layout_prompts
-from .prompt import DEFAULT_LIMITS, MultimodalPrompt, PromptLimits
+from .prompt import DEFAULT_LIMITS, MultimodalPrompt
 from .syntax import parse_prompt
 
 PromptInput = Union[MultimodalPrompt, str]
