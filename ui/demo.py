@@ -61,7 +61,7 @@ def build_demo(
     """
     examples = load_examples()
     # Images may come from Gradio's upload folder or the bundled examples; any other server path is refused.
-    studio.trusted_dirs = (*studio.trusted_dirs, EXAMPLES_DIR, Path(get_upload_folder()))
+    studio.trusted_dirs = tuple(dict.fromkeys((*studio.trusted_dirs, EXAMPLES_DIR, Path(get_upload_folder()))))
     pipe = studio.runtime.pipe
     multiple = pipe.size_multiple
     default_side = pipe.unet.config.sample_size * pipe.vae_scale_factor
