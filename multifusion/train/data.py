@@ -61,19 +61,36 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
 
 
 def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0) -> torch.Tensor:
-    """Noise-prediction loss at random timesteps, weighted by min-SNR-gamma (Hang et al. 2023) to converge faster."""
+    """Denoising loss at random timesteps (epsilon or v target, by the scheduler's `prediction_type`), weighted by
+    min-SNR-gamma (Hang et al. 2023) to converge faster."""
     noise = torch.randn_like(latents)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
     prediction = unet(noisy, t, conditioning).sample
     alphas = scheduler.alphas_cumprod.to(latents.device)[t]
     snr = alphas / (1 - alphas)
-    weight = torch.clamp(snr, max=snr_gamma) / snr
-    return (weight * ((prediction - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+    if scheduler.config.prediction_type == "v_prediction":
+        target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr, max=snr_gamma) / (snr + 1)
+    else:
+        target, weight = noise, torch.clamp(snr, max=snr_gamma) / snr
+    return (weight * ((prediction - target) ** 2).mean(dim=(1, 2, 3))).mean()
 
 
-def noise_scheduler():
-    """The training noise schedule; inference uses DPM-Solver++ on the same betas."""
+def schedule(config: dict) -> dict:
+    """The noise schedule shared by training and inference. `zero_terminal_snr` (Lin et al. 2024) rescales the
+    betas so that the last timestep holds no signal: without it, low frequencies of the training latents (an
+    object's colour) leak through at t = T, the U-Net learns to read colour from that leak instead of the text,
+    and pure noise at inference has none. It goes with v-prediction and trailing timesteps."""
+    zero_snr = config["unet"].get("zero_terminal_snr", False)
+    return {
+        "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+        "prediction_type": config["unet"].get("prediction_type", "epsilon"),
+        "rescale_betas_zero_snr": zero_snr, "timestep_spacing": "trailing" if zero_snr else "linspace",
+    }  # fmt: skip
+
+
+def noise_scheduler(config: dict):
+    """The training noise schedule; inference uses DPM-Solver++ on the same schedule."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    return DDPMScheduler(num_train_timesteps=1000, **schedule(config))

@@ -18,7 +18,7 @@ from ..encoder import MultiFusionEncoder
 from ..pipeline import MultiFusionPipeline
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import random_caption
-from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, shared_tokenizer
+from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, schedule, shared_tokenizer
 from .loop import train
 from .stage_encoder import object_prompt, vision_processor
 
@@ -35,13 +35,12 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     cross_attention = [p for name, m in unet.named_modules() if name.endswith("attn2") for p in m.parameters()]
     for p in cross_attention:
         p.requires_grad_(True)
-    inference_scheduler = DPMSolverMultistepScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                                                      steps_offset=1)  # fmt: skip
+    inference_scheduler = DPMSolverMultistepScheduler(steps_offset=1, **schedule(config))
     pipe = MultiFusionPipeline(vae, unet, inference_scheduler, encoder, tokenizer, vision_processor(config["canvas"]))
     pipe.set_progress_bar_config(disable=True)
     pipe.to(accelerator.device)
     unet = accelerator.prepare(unet)
-    scheduler = noise_scheduler()
+    scheduler = noise_scheduler(config)
     items = scenes(c["scenes"], config["seed"] + 2)
     latents = encode_latents(vae, items, config["canvas"])
     rng = random.Random(config["seed"])

@@ -48,7 +48,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     if c["text_hidden"] != config["encoder"]["hidden"]:
         raise ValueError("the stand-in text encoder must match the MultiFusion encoder's width (cross_attention_dim)")
     unet, text_encoder = accelerator.prepare(unet, text_encoder)
-    scheduler = noise_scheduler()
+    scheduler = noise_scheduler(config)
     items = scenes(c["scenes"], config["seed"] + 1)
     latents = encode_latents(vae, items, config["canvas"])
     rng = random.Random(config["seed"])
