@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from common import device_name, median, report, tiny_runtime, timed
+from multifusion import MultimodalPrompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,8 +52,8 @@ def one_image(kind: str, model: str | None) -> None:
     if kind == "ours":
         runtime.generate("a red circle", GenerationSettings(steps=25))
     else:
-        encoding = runtime.pipe.encode([runtime.pipe._checked("a red circle")[0]])
-        negative = runtime.pipe.encode(runtime.pipe._checked(None, batch=1))
+        encoding = runtime.pipe.encode([MultimodalPrompt.of("a red circle")])
+        negative = runtime.pipe.encode([MultimodalPrompt()])
         diffusers_twin(runtime)(prompt_embeds=encoding.embeds, negative_prompt_embeds=negative.embeds, num_inference_steps=25,
                                 guidance_scale=5.0, generator=torch.Generator().manual_seed(0))  # fmt: skip
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -104,8 +105,8 @@ def main() -> None:
     torch.set_grad_enabled(False)
     runtime, model = tiny_runtime(args.model)
     sd = diffusers_twin(runtime)
-    prompt = runtime.pipe._checked("a red circle")[0]
-    encoding, negative = runtime.encode(prompt), runtime.encode(runtime.pipe._checked(None, batch=1)[0])
+    prompt = MultimodalPrompt.of("a red circle")
+    encoding, negative = runtime.encode(prompt), runtime.encode(MultimodalPrompt())
 
     def ours(n: int):
         return lambda: runtime.generate(prompt, GenerationSettings(steps=25, num_images=n))

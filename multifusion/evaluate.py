@@ -33,7 +33,6 @@ SAMPLE_SIZES = {  # scenes per language (single), per variant (mcc), per weight 
     "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64},
     "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16},
 }
-_CONNECTOR = {"en": " and ", "de": " und ", "fr": " et ", "it": " e ", "es": " y "}
 
 
 @dataclass(frozen=True)
