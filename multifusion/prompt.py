@@ -113,11 +113,6 @@ class MultimodalPrompt:
         return tuple(float(s.weight) for s in self.segments)
 
     @property
-    def is_neutral(self) -> bool:
-        """True when every weight is 1, so attention manipulation has nothing to do."""
-        return all(w == 1.0 for w in self.weights)
-
-    @property
     def images(self) -> tuple[Image.Image, ...]:
         return tuple(s.image for s in self.segments if isinstance(s, ImageSegment))
 

@@ -105,18 +105,6 @@ def composition_to_prompt(studio: Studio, composition: Any) -> MultimodalPrompt:
     return MultimodalPrompt(tuple(segments)).validate()
 
 
-def prompt_to_composition(studio: Studio, prompt: MultimodalPrompt) -> dict[str, Any]:
-    """The composer value for a prompt; its images are put in the studio's image store."""
-    out = []
-    for s in prompt.segments:
-        if isinstance(s, TextSegment):
-            out.append({"type": "text", "text": s.text, "weight": s.weight, "lang": s.lang or "auto"})
-        else:
-            path = studio.store_image(s.image)
-            out.append({"type": "image", "path": str(path), "weight": s.weight, "name": s.name or path.stem[:8]})
-    return {"segments": out}
-
-
 def _number(value: Any, what: str) -> float:
     try:
         number = float(value)

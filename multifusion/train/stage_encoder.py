@@ -62,9 +62,10 @@ def object_prompt(scene, rng: random.Random) -> MultimodalPrompt:
 class EncoderStep:
     """Encodes prompts with gradients and computes the stage's losses."""
 
-    def __init__(self, encoder, tokenizer, processor, device) -> None:
-        self.encoder, self.tokenizer, self.processor, self.device = encoder, tokenizer, processor, device
-        self.config = encoder.config if not hasattr(encoder, "module") else encoder.module.config
+    def __init__(self, encoder, inner: MultiFusionEncoder, tokenizer, processor, device) -> None:
+        """`encoder` is what accelerate prepared (called for the forward pass); `inner` the unwrapped model."""
+        self.encoder, self.inner, self.tokenizer, self.processor, self.device = encoder, inner, tokenizer, processor, device
+        self.config = inner.config
 
     def __call__(self, prompts: list[MultimodalPrompt]):
         inputs = layout_prompts(prompts, self.tokenizer, self.config.image_tokens, self.config.max_length)
@@ -74,8 +75,7 @@ class EncoderStep:
 
     def lm_loss(self, inputs, hidden) -> torch.Tensor:
         """Next-token loss on text tokens (each predicted from the position before it)."""
-        lm = self.encoder.lm if not hasattr(self.encoder, "module") else self.encoder.module.lm
-        logits = lm.lm_head(hidden[:, :-1])  # (B, T-1, V)
+        logits = self.inner.lm.lm_head(hidden[:, :-1])  # (B, T-1, V)
         targets = inputs.input_ids[:, 1:].to(self.device)
         is_text = (inputs.token_kinds[:, 1:] == TEXT).to(self.device)
         return F.cross_entropy(logits[is_text], targets[is_text])
@@ -98,8 +98,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     tokenizer = shared_tokenizer(config, out)
     encoder = accelerator.prepare(build_encoder(config, tokenizer))
     processor = vision_processor(canvas)
-    step = EncoderStep(encoder, tokenizer, processor, accelerator.device)
     inner = accelerator.unwrap_model(encoder)
+    step = EncoderStep(encoder, inner, tokenizer, processor, accelerator.device)
     rng = random.Random(config["seed"])
     stage = out / "encoder"
     batch = e["batch_size"]
