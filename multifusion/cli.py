@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from .errors import MultiFusionError, PromptError
 from .prompt import DEFAULT_LIMITS, MultimodalPrompt
+from .train import STAGES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ev.set_defaults(run=_evaluate)
 
-    tr = commands.add_parser("train", help="run one stage of the training recipe (vae, unet, encoder, realign)")
-    tr.add_argument("stage", choices=("vae", "unet", "encoder", "realign"))
+    tr = commands.add_parser("train", help="run a stage of the training recipe (vae, unet, encoder, realign) or all")
+    tr.add_argument("stage", choices=(*STAGES, "all"), help="the stage to run; all runs the four in order")
     tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
     tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
     tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
@@ -117,6 +118,8 @@ def _load_runtime(model_arg: str | None, device: str | None):
 
 
 def _train(args: argparse.Namespace) -> int:
+    import json
+    import time
     from importlib import import_module
 
     from accelerate import Accelerator
@@ -127,9 +130,15 @@ def _train(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except (OSError, ValueError) as error:
         raise PromptError(str(error)) from None
-    stage = import_module(f".train.stage_{args.stage}", __package__)
-    result = stage.run(config, Path(args.out), Accelerator(), resume=args.resume)
-    print(f"{args.stage}: saved {result}")
+    out, accelerator = Path(args.out), Accelerator()
+    times_path = out / "times.json"
+    for name in STAGES if args.stage == "all" else (args.stage,):
+        began = time.perf_counter()
+        result = import_module(f".train.stage_{name}", __package__).run(config, out, accelerator, resume=args.resume)
+        times = json.loads(times_path.read_text()) if times_path.exists() else {}
+        times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
+        times_path.write_text(json.dumps(times, indent=1))
+        print(f"{name}: saved {result} ({times[name]:.0f} s)")
     return 0
 
 

@@ -25,7 +25,7 @@ def mean_pool(hidden: torch.Tensor) -> torch.Tensor:
     """A prompt's encoding as one vector, (B, T, D) -> (B, D): the mean of every position after the prefix token.
 
     That covers the content tokens and the padding positions, which attend to the whole prompt and so summarise
-    it; the alignment stage of training makes this vector match across translations and modalities.
+    it. The evaluation compares translations by the cosine of these vectors (the paper's measure).
     """
     return hidden[:, 1:].mean(dim=1)
 
@@ -99,6 +99,7 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
         if self.adapters is not None:
             for mlp, adapter in zip(mlps, self.adapters):
                 mlp.register_forward_hook(lambda _module, _args, out, adapter=adapter: adapter(out))
+        self.match_prefix_scale()
 
     @classmethod
     def from_parts(cls, lm: PreTrainedModel, vision: PreTrainedModel, **config: Any) -> MultiFusionEncoder:
@@ -106,7 +107,16 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
         encoder = cls(lm_config=lm.config.to_dict(), vision_config=vision.config.to_dict(), **config)
         encoder.lm.load_state_dict(lm.state_dict())
         encoder.vision.load_state_dict(vision.state_dict())
+        encoder.match_prefix_scale()
         return encoder
+
+    @torch.no_grad()
+    def match_prefix_scale(self) -> None:
+        """Start the image prefix at the scale of the LM's word embeddings (its LayerNorm gain = their RMS). A unit
+        LayerNorm output is ~50x larger than a typical LM's word embeddings, and a frozen LM does not learn to read
+        such outliers (measured: with it, the MAGMA phase taught the LM nothing from the image)."""
+        rms = self.lm.get_input_embeddings().weight.pow(2).mean().sqrt()
+        self.image_prefix.norm.weight.fill_(rms)  # a 0-d tensor: also works on the meta device of from_pretrained
 
     @property
     def hidden_size(self) -> int:

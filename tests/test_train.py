@@ -20,6 +20,7 @@ def smoke(tmp_path_factory):
     config["realign"].update(steps=3, batch_size=4, scenes=16)
     root = tmp_path_factory.mktemp("run")
     (root / "smoke.json").write_text(json.dumps(config))
+    train(root, "all")
     return root
 
 
@@ -33,9 +34,8 @@ def train(root, stage, *extra):
 
 
 def test_all_stages_then_generate(smoke):
-    for stage in ("vae", "unet", "encoder", "realign"):
-        train(smoke, stage)
     out = smoke / "out"
+    assert set(json.loads((out / "times.json").read_text())) == {"vae", "unet", "encoder", "realign"}
     logs = [json.loads(line) for line in (out / "realign" / "log.jsonl").read_text().splitlines()]
     assert logs[-1]["step"] == 2 and all(l["loss"] == l["loss"] for l in logs)  # finite, logged
 
@@ -56,3 +56,26 @@ def test_unknown_config_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "multifusion.cli", "train", "vae", "--config", "huge", "--out",
                              str(tmp_path)], capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2 and "no training config 'huge' (bundled: tiny)" in result.stderr
+
+
+def test_probe_scores_stage_two(smoke):
+    """The stage-2 probe reads generated images with the scorer (here from a barely trained U-Net)."""
+    from multifusion.train.probe import probe
+
+    config = json.loads((smoke / "smoke.json").read_text())
+    result = probe(config, smoke / "out", n=2, steps=2)
+    assert result["n"] == 2 and 0 <= result["both"] <= min(result["shape"], result["colour"]) <= 1
+
+
+def test_token_matching_is_a_soft_set_similarity():
+    """The alignment similarity: a prompt matches itself fully, whatever the order of its token states, and an
+    unrelated prompt less."""
+    import torch
+
+    from multifusion.train.stage_encoder import token_matching
+
+    a = torch.randn(2, 6, 8)
+    shuffled = torch.cat([a[:, :1], a[:, 1:].flip(1)], dim=1)
+    similarity = token_matching(a, shuffled)
+    assert torch.allclose(similarity.diagonal(), torch.ones(2), atol=1e-5)
+    assert (similarity.diagonal() > similarity.fliplr().diagonal()).all()

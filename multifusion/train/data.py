@@ -62,7 +62,11 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
 
 def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0) -> torch.Tensor:
     """Denoising loss at random timesteps (epsilon or v target, by the scheduler's `prediction_type`), weighted by
-    min-SNR-gamma (Hang et al. 2023) to converge faster."""
+    min-SNR-gamma (Hang et al. 2023) to converge faster.
+
+    For v-prediction the clamp is on SNR + 1 (the v loss's own weight on the clean-image error): clamping SNR, as
+    for epsilon, would give the noisiest timesteps, where the layout and colours are read from the prompt, a weight
+    near zero, and exactly zero at t = T under a zero-terminal-SNR schedule."""
     noise = torch.randn_like(latents)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
@@ -70,7 +74,7 @@ def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.T
     alphas = scheduler.alphas_cumprod.to(latents.device)[t]
     snr = alphas / (1 - alphas)
     if scheduler.config.prediction_type == "v_prediction":
-        target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr, max=snr_gamma) / (snr + 1)
+        target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr + 1, max=snr_gamma) / (snr + 1)
     else:
         target, weight = noise, torch.clamp(snr, max=snr_gamma) / snr
     return (weight * ((prediction - target) ** 2).mean(dim=(1, 2, 3))).mean()

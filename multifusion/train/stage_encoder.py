@@ -1,15 +1,19 @@
 """Stage 3: the MultiFusion encoder, in three phases.
 
-(a) lm: the language model learns the five languages' captions (next-token prediction).
+(a) lm: the language model learns the five languages' captions (next-token prediction), half of them followed
+    by a restatement of the same scene in another language ("a red circle = un cercle rouge").
 (b) prefix: MAGMA-style, the vision encoder and image prefix (and the adapters) learn to make the frozen LM
-    caption a scene from its image tokens.
+    restate a scene from its image tokens ("<image> = ein roter Kreis").
 (c) align: the "semantic bias tuning" analogue: adapters, prefix and vision encoder learn to embed a caption's
-    translations, and the scene's object images, like its English caption (InfoNCE over the batch, with the LM
-    loss kept as a regulariser so the encodings stay informative).
+    translations, and the scene's object images, like its English caption, token by token: the U-Net reads the
+    encoding through cross-attention, so every English token state should have a close counterpart in the
+    translation's states and vice versa (a soft token-matching similarity, as BERTScore, in an InfoNCE over the
+    batch; the LM loss stays as a regulariser so the encodings stay informative).
 """
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,17 @@ def vision_processor(canvas: int) -> CLIPImageProcessorPil:
     return CLIPImageProcessorPil(size={"shortest_edge": canvas}, crop_size={"height": canvas, "width": canvas})
 
 
+def restated(first, caption_text: str):
+    """A scene described twice: `first` (a caption, or the scene's image) then " = " and a caption in any language.
+
+    Text pairs teach the LM, which only ever sees one scene per sequence, to carry a description's attributes
+    forward (the skill a MAGMA prefix relies on: a frozen LM trained on single captions has no reason to read
+    anything earlier in the sequence); image pairs then ask the image prefix to be such a description."""
+    if isinstance(first, str):
+        return MultimodalPrompt.of(f"{first} = {caption_text}")
+    return MultimodalPrompt((ImageSegment(first), TextSegment(f" = {caption_text}")))
+
+
 def object_prompt(scene, rng: random.Random) -> MultimodalPrompt:
     """A scene given by its objects' reference images, sometimes joined by " and "."""
     images = [ImageSegment(render_reference(o, seed=rng.randrange(2**31))) for o in scene.objects]
@@ -80,16 +95,46 @@ class EncoderStep:
         is_text = (inputs.token_kinds[:, 1:] == TEXT).to(self.device)
         return F.cross_entropy(logits[is_text], targets[is_text])
 
-    @staticmethod
-    def pooled(hidden: torch.Tensor) -> torch.Tensor:
-        return F.normalize(mean_pool(hidden), dim=-1)
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE: row i of `a` should match row i of `b` and no other row."""
-    logits = a @ b.T / temperature
-    targets = torch.arange(a.shape[0], device=a.device)
+def token_matching(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) x (B, T, D) -> (B, B) similarity of every prompt in `a` to every prompt in `b`: each position's
+    best cosine match in the other prompt, averaged both ways. The prefix token (the same in every prompt) is left
+    out; padding positions stay in, as they summarise the prompt and the U-Net attends to them too."""
+    a, b = F.normalize(a[:, 1:], dim=-1), F.normalize(b[:, 1:], dim=-1)
+    cosines = torch.einsum("itd,jsd->ijts", a, b)
+    return (cosines.amax(dim=3).mean(dim=2) + cosines.amax(dim=2).mean(dim=2)) / 2
+
+
+def info_nce(similarity: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE on a (B, B) similarity: row i should match column i and no other."""
+    logits = similarity / temperature
+    targets = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+@torch.no_grad()
+def checks(step: EncoderStep, canvas: int, n: int = 32) -> dict[str, float]:
+    """What each phase should achieve, on a fixed sample: `image_gain`, how much better (nats per token) the LM
+    predicts a caption after its own image than after another scene's (> 0 once the prefix works); and the pooled
+    cosine of translations to English against unrelated English captions (the evaluation's measure)."""
+    rng = random.Random("encoder-checks")
+    scenes = [random_scene(rng) for _ in range(n)]
+    images = [render_scene(s, seed=i, canvas=canvas) for i, s in enumerate(scenes)]
+    captions = [caption(s, "en") for s in scenes]
+
+    def loss(shift: int) -> float:
+        shown = images[shift:] + images[:shift]
+        return step.lm_loss(*step([restated(im, c) for im, c in zip(shown, captions)])).item()
+
+    def pooled(lang: str) -> torch.Tensor:
+        return F.normalize(mean_pool(step([MultimodalPrompt.of(caption(s, lang)) for s in scenes])[1]), dim=-1)
+
+    english = pooled("en")
+    result = {"image_gain": loss(1) - loss(0), "unrelated_similarity": float((english * english.roll(1, 0)).sum(-1).mean())}
+    for lang in LANGUAGES[1:]:
+        result[f"{lang}_similarity"] = float((pooled(lang) * english).sum(-1).mean())
+    return {name: round(value, 4) for name, value in result.items()}
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
@@ -105,7 +150,12 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     batch = e["batch_size"]
 
     def lm_loss(_: int) -> torch.Tensor:
-        prompts = [MultimodalPrompt.of(random_caption(random_scene(rng), rng.choice(LANGUAGES), rng)) for _ in range(batch)]
+        prompts = []
+        for _ in range(batch):
+            scene = random_scene(rng)
+            text = random_caption(scene, rng.choice(LANGUAGES), rng)
+            pair = rng.random() < e["pair_prob"]
+            prompts.append(restated(text, random_caption(scene, rng.choice(LANGUAGES), rng)) if pair else MultimodalPrompt.of(text))
         return step.lm_loss(*step(prompts))
 
     def prefix_loss(_: int) -> torch.Tensor:
@@ -113,7 +163,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         for _ in range(batch // 2):
             scene = random_scene(rng)
             image = render_scene(scene, seed=rng.randrange(2**31), canvas=canvas)
-            prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(random_caption(scene, rng.choice(LANGUAGES), rng)))))
+            prompts.append(restated(image, random_caption(scene, rng.choice(LANGUAGES), rng)))
         return step.lm_loss(*step(prompts))
 
     def align_loss(_: int) -> torch.Tensor:
@@ -125,9 +175,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         en_inputs, en_hidden = step(english)
         other_inputs, other_hidden = step(other)
         _, image_hidden = step(images)
-        anchor = step.pooled(en_hidden)
         temperature = e["align_temperature"]
-        return (info_nce(step.pooled(other_hidden), anchor, temperature) + info_nce(step.pooled(image_hidden), anchor, temperature)
+        return (info_nce(token_matching(other_hidden, en_hidden), temperature)
+                + info_nce(token_matching(image_hidden, en_hidden), temperature)
                 + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden)))  # fmt: skip
 
     adapters = [*inner.adapters.parameters()]
@@ -140,7 +190,12 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         inner.requires_grad_(False)
         for p in params:
             p.requires_grad_(True)
+        if name == "encoder-prefix":
+            inner.match_prefix_scale()  # to the word embeddings as the LM phase left them
         train(name, params, [encoder], loss, steps, e["lr"], stage, accelerator, resume)
+        inner.eval()
+        with (stage / "checks.jsonl").open("a") as log:
+            log.write(json.dumps({"after": name, **checks(step, canvas)}) + "\n")
     inner.requires_grad_(False)
     inner.save_pretrained(stage / "model")
     processor.save_pretrained(stage / "vision_processor")

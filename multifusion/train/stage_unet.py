@@ -31,6 +31,19 @@ def build_unet(config: dict[str, Any], sample_size: int, latent_channels: int) -
     )  # fmt: skip
 
 
+def build_text_encoder(config: dict[str, Any], tokenizer) -> CLIPTextModel:
+    """The stand-in for CLIP's text encoder; its width is the U-Net's cross-attention width."""
+    c = config["unet"]
+    if c["text_hidden"] != config["encoder"]["hidden"]:
+        raise ValueError("the stand-in text encoder must match the MultiFusion encoder's width (cross_attention_dim)")
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=c["text_hidden"], intermediate_size=2 * c["text_hidden"],
+        num_hidden_layers=c["text_layers"], num_attention_heads=4, max_position_embeddings=c["max_length"],
+        projection_dim=c["text_hidden"], pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    ))  # fmt: skip
+
+
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
     c = config["unet"]
     torch.manual_seed(config["seed"])
@@ -39,14 +52,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     vae.requires_grad_(False)
     scale = 2 ** (len(vae.config.block_out_channels) - 1)
     unet = build_unet(config, config["canvas"] // scale, vae.config.latent_channels)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=c["text_hidden"], intermediate_size=2 * c["text_hidden"],
-        num_hidden_layers=c["text_layers"], num_attention_heads=4, max_position_embeddings=c["max_length"],
-        projection_dim=c["text_hidden"], pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    ))  # fmt: skip
-    if c["text_hidden"] != config["encoder"]["hidden"]:
-        raise ValueError("the stand-in text encoder must match the MultiFusion encoder's width (cross_attention_dim)")
+    text_encoder = build_text_encoder(config, tokenizer)
     unet, text_encoder = accelerator.prepare(unet, text_encoder)
     scheduler = noise_scheduler(config)
     items = scenes(c["scenes"], config["seed"] + 1)

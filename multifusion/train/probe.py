@@ -1,0 +1,91 @@
+"""Probe stage 2 while it trains: generate single-object English prompts with the stand-in text encoder and U-Net
+(the latest checkpoint or the saved models) and read them with the scorer.
+
+    python -m multifusion.train.probe --config tiny --out runs/tiny [--n 32] [--guidance 5]
+
+Prints how often the main object has the right shape, the right colour, and both: the figures that say whether
+stage 2 is ready before stages 3 and 4 build on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from safetensors.torch import load_file
+from transformers import CLIPTextModel
+
+from ..processor import layout_prompts
+from ..prompt import MultimodalPrompt
+from ..shapes.captions import caption
+from ..shapes.scorer import detect
+from ..shapes.world import random_scene
+from .config import load_config
+from .data import schedule, shared_tokenizer
+from .stage_unet import build_text_encoder, build_unet
+
+
+def load_stage2(config: dict, out: Path) -> tuple:
+    """(unet, text_encoder, vae, tokenizer) from `out`: the saved models, or the latest checkpoint mid-training."""
+    tokenizer = shared_tokenizer(config, out)
+    vae = AutoencoderKL.from_pretrained(out / "vae" / "model").eval()
+    state = out / "unet" / "unet-state"
+    if (state / "model.safetensors").exists():
+        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        unet = build_unet(config, config["canvas"] // scale, vae.config.latent_channels)
+        text_encoder = build_text_encoder(config, tokenizer)
+        unet.load_state_dict(load_file(state / "model.safetensors"))
+        text_encoder.load_state_dict(load_file(state / "model_1.safetensors"))
+    else:
+        from diffusers import UNet2DConditionModel
+
+        unet = UNet2DConditionModel.from_pretrained(out / "unet" / "model")
+        text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder")
+    return unet.eval(), text_encoder.eval(), vae, tokenizer
+
+
+@torch.no_grad()
+def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: int = 20) -> dict[str, float]:
+    unet, text_encoder, vae, tokenizer = load_stage2(config, out)
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=DPMSolverMultistepScheduler(steps_offset=1, **schedule(config)),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    rng = random.Random("probe")
+    scenes = [random_scene(rng, 1) for _ in range(n)]
+    prompts = [MultimodalPrompt.of(caption(s, "en")) for s in scenes] + [MultimodalPrompt()] * n
+    ids = layout_prompts(prompts, tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
+    embeds = text_encoder(ids).last_hidden_state
+    images = pipe(
+        prompt_embeds=embeds[:n], negative_prompt_embeds=embeds[n:], guidance_scale=guidance, num_inference_steps=steps,
+        generator=[torch.Generator().manual_seed(i) for i in range(n)],
+    ).images  # fmt: skip
+    shape = colour = both = 0
+    for image, scene in zip(images, scenes):
+        found = detect(image)
+        main = max(found, key=lambda d: d.area) if found else None
+        target = scene.objects[0]
+        shape += bool(main and main.shape == target.shape)
+        colour += bool(main and main.colour == target.colour)
+        both += bool(main and main.shape == target.shape and main.colour == target.colour)
+    return {"shape": shape / n, "colour": colour / n, "both": both / n, "n": n}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="tiny")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--guidance", type=float, default=5.0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # leave the cores to the training run
+    print(probe(load_config(args.config), Path(args.out), args.n, args.guidance))
+
+
+if __name__ == "__main__":
+    main()
