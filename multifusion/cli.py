@@ -130,10 +130,11 @@ def _train(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except (OSError, ValueError) as error:
         raise PromptError(str(error)) from None
-    out, accelerator = Path(args.out), Accelerator()
+    out = Path(args.out)
     times_path = out / "times.json"
     for name in STAGES if args.stage == "all" else (args.stage,):
         began = time.perf_counter()
+        accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
         result = import_module(f".train.stage_{name}", __package__).run(config, out, accelerator, resume=args.resume)
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
         times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage

@@ -1,11 +1,16 @@
 """Stage 4: re-align only the U-Net's cross-attention to the MultiFusion encoder (the paper's fusion step).
 
-Everything but the `attn2` (cross-attention) modules is frozen. Each sample is conditioned on either its English
-caption or its objects' reference images, never both; a share of samples is unconditional for guidance. The
-result is the complete `MultiFusionPipeline`, saved in diffusers layout."""
+Everything but the `attn2` (cross-attention) modules is frozen. Training starts from a closed-form fit: the new
+encoder's states for English captions are mapped onto the stage-2 text encoder's states for the same captions (both
+use one tokenizer and one layout, so positions correspond) by least squares, and the map is folded into every
+`attn2`'s key and value projections, so the U-Net starts out reading the new encoder roughly as it read the old one.
+Each sample is then conditioned on either its English caption or its objects' reference images, never both; a
+share of samples is unconditional for guidance. The result is the complete `MultiFusionPipeline`, saved in
+diffusers layout."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -13,14 +18,37 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
+from transformers import CLIPTextModel
 
 from ..encoder import MultiFusionEncoder
 from ..pipeline import MultiFusionPipeline
+from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import random_caption
+from ..shapes.world import random_scene
 from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, schedule, shared_tokenizer
 from .loop import train
 from .stage_encoder import object_prompt, vision_processor
+
+
+@torch.no_grad()
+def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: dict[str, Any], rng: random.Random, n: int = 2048) -> float:
+    """Fold a least-squares map from the new encoder's states to the stage-2 text encoder's (English captions and
+    a share of empty prompts) into the key and value projections of every `attn2`. Returns the fit's R²."""
+    prompts = [MultimodalPrompt() if rng.random() < 0.1 else MultimodalPrompt.of(random_caption(random_scene(rng), "en", rng))
+               for _ in range(n)]  # fmt: skip
+    new = pipe.encode(prompts).embeds.flatten(0, 1).float()  # (n * T, D)
+    ids = layout_prompts(prompts, pipe.tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
+    old = text_encoder(ids.to(text_encoder.device)).last_hidden_state.flatten(0, 1).float()
+    if new.shape != old.shape:
+        raise ValueError(f"encoder and stage-2 text encoder lay prompts out differently: {new.shape} vs {old.shape}")
+    mapping = torch.linalg.lstsq(new, old).solution  # old ≈ new @ mapping
+    r2 = 1 - (new @ mapping - old).pow(2).sum() / (old - old.mean(0)).pow(2).sum()
+    for name, module in unet.named_modules():
+        if name.endswith("attn2"):
+            for projection in (module.to_k, module.to_v):  # k = old @ W.T ≈ new @ (W @ mapping.T).T
+                projection.weight.copy_(projection.weight @ mapping.T.to(projection.weight.dtype))
+    return float(r2)
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
@@ -39,11 +67,16 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     pipe = MultiFusionPipeline(vae, unet, inference_scheduler, encoder, tokenizer, vision_processor(config["canvas"]))
     pipe.set_progress_bar_config(disable=True)
     pipe.to(accelerator.device)
+    rng = random.Random(config["seed"])
+    stage = out / "realign"
+    stage.mkdir(parents=True, exist_ok=True)
+    text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder").to(accelerator.device).eval()
+    r2 = fit_cross_attention(unet, pipe, text_encoder, config, rng)
+    (stage / "init.json").write_text(json.dumps({"least_squares_r2": round(r2, 4)}))
     unet = accelerator.prepare(unet)
     scheduler = noise_scheduler(config)
     items = scenes(c["scenes"], config["seed"] + 2)
     latents = encode_latents(vae, items, config["canvas"])
-    rng = random.Random(config["seed"])
 
     def condition(scene) -> MultimodalPrompt:
         draw = rng.random()
@@ -58,7 +91,6 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         conditioning = pipe.encode([condition(items[i][0]) for i in index]).embeds
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning)
 
-    stage = out / "realign"
     train("realign", cross_attention, [unet], loss_fn, c["steps"], c["lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
     pipe.save_pretrained(stage / "pipeline")
