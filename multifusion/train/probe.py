@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
 from transformers import CLIPTextModel
 
@@ -40,8 +40,6 @@ def load_stage2(config: dict, out: Path) -> tuple:
         unet.load_state_dict(load_file(state / "model.safetensors"))
         text_encoder.load_state_dict(load_file(state / "model_1.safetensors"))
     else:
-        from diffusers import UNet2DConditionModel
-
         unet = UNet2DConditionModel.from_pretrained(out / "unet" / "model")
         text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder")
     return unet.eval(), text_encoder.eval(), vae, tokenizer
@@ -49,6 +47,7 @@ def load_stage2(config: dict, out: Path) -> tuple:
 
 @torch.no_grad()
 def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: int = 20) -> dict[str, float]:
+    """Shares of `n` single-object English prompts whose main object has the right shape, colour, and both."""
     unet, text_encoder, vae, tokenizer = load_stage2(config, out)
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,

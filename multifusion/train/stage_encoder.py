@@ -8,7 +8,7 @@
     translations, and the scene's object images, like its English caption, token by token: the U-Net reads the
     encoding through cross-attention, so every English token state should have a close counterpart in the
     translation's states and vice versa (a soft token-matching similarity, as BERTScore, in an InfoNCE over the
-    batch; the LM loss stays as a regulariser so the encodings stay informative). A third term keeps English
+    batch; the LM loss stays as a regulariser so the encodings stay informative). A last term keeps English
     captions' states linearly predictive of the stage-2 text encoder's states for the same tokens (the U-Net's old
     conditioning): a deviation from the paper for the CPU budget. The paper re-aligns the cross-attention with far
     more data and compute; here stage 4 alone moved too slowly (English 7/16 right after 1,500 steps), and with
