@@ -25,7 +25,7 @@ from .encoder import mean_pool
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
 from .shapes.captions import LANGUAGES, caption, noun_phrase
 from .shapes.render import render_reference
-from .shapes.scorer import detect
+from .shapes.scorer import detect, main_object
 from .shapes.world import Scene, ShapeObject, random_scene
 
 WEIGHTS = (0.0, 1.0, 2.5)
@@ -54,11 +54,9 @@ def _has(detections: Sequence, obj: ShapeObject) -> bool:
     return any(d.shape == obj.shape and d.colour == obj.colour for d in detections)
 
 
-def _main_object_right(detections: Sequence, obj: ShapeObject) -> bool:
-    if not detections:
-        return False
-    main = max(detections, key=lambda d: d.area)
-    return main.shape == obj.shape and main.colour == obj.colour
+def _main_object_right(image: Image.Image, obj: ShapeObject) -> bool:
+    main = main_object(image)
+    return main is not None and main.shape == obj.shape and main.colour == obj.colour
 
 
 def _mcc_scene(rng: random.Random) -> Scene:
@@ -93,7 +91,7 @@ class Evaluator:
         result = {}
         for lang in LANGUAGES:
             images = self.generate([MultimodalPrompt.of(caption(s, lang)) for s in scenes])
-            right = [_main_object_right(detect(im), s.objects[0]) for im, s in zip(images, scenes)]
+            right = [_main_object_right(im, s.objects[0]) for im, s in zip(images, scenes)]
             result[lang] = {"accuracy": sum(right) / len(right), "n": len(right)}
         return result
 

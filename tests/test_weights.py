@@ -13,7 +13,7 @@ from multifusion import ImageSegment, MultiFusionPipeline, MultimodalPrompt, Tex
 from multifusion.runtime import DEFAULT_MODEL
 from multifusion.shapes.captions import caption
 from multifusion.shapes.render import render_reference
-from multifusion.shapes.scorer import detect
+from multifusion.shapes.scorer import detect, main_object
 from multifusion.shapes.world import ShapeObject, random_scene
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_dir(), reason="weights/multifusion-tiny is not in this checkout")
@@ -33,11 +33,6 @@ def pipe():
 def images(pipe, prompt, **kwargs):
     generators = [torch.Generator().manual_seed(s) for s in SEEDS]
     return pipe([prompt] * len(SEEDS), num_inference_steps=20, guidance_scale=5.0, generator=generators, **kwargs).images
-
-
-def main_object(image):
-    found = detect(image)
-    return max(found, key=lambda d: d.area) if found else None
 
 
 def shows(image, shape, colour):

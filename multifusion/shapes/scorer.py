@@ -132,6 +132,12 @@ def detect(image: Image.Image, threshold: float = 35.0, min_area: int | None = N
     return sorted(detections, key=lambda d: d.bbox[0])
 
 
+def main_object(image: Image.Image) -> Detection | None:
+    """The largest object in `image` (what a one-object prompt is judged by), or None when there is none."""
+    found = detect(image)
+    return max(found, key=lambda d: d.area) if found else None
+
+
 def _read_object(pixels: np.ndarray, rgb: np.ndarray, mask: np.ndarray, size_split: float) -> Detection:
     height, width = mask.shape
     ys, xs = pixels[:, 0], pixels[:, 1]

@@ -16,16 +16,15 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
-from transformers import CLIPTextModel
 
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import caption
-from ..shapes.scorer import detect
+from ..shapes.scorer import main_object
 from ..shapes.world import random_scene
 from .config import load_config
 from .data import schedule, shared_tokenizer
-from .stage_unet import build_text_encoder, build_unet
+from .stage_unet import build_text_encoder, build_unet, load_text_encoder
 
 
 def load_stage2(config: dict, out: Path) -> tuple:
@@ -41,7 +40,7 @@ def load_stage2(config: dict, out: Path) -> tuple:
         text_encoder.load_state_dict(load_file(state / "model_1.safetensors"))
     else:
         unet = UNet2DConditionModel.from_pretrained(out / "unet" / "model")
-        text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder")
+        text_encoder = load_text_encoder(out)
     return unet.eval(), text_encoder.eval(), vae, tokenizer
 
 
@@ -66,8 +65,7 @@ def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: in
     ).images  # fmt: skip
     shape = colour = both = 0
     for image, scene in zip(images, scenes):
-        found = detect(image)
-        main = max(found, key=lambda d: d.area) if found else None
+        main = main_object(image)
         target = scene.objects[0]
         shape += bool(main and main.shape == target.shape)
         colour += bool(main and main.colour == target.colour)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
-from transformers import CLIPTextModel, CLIPVisionConfig, LlamaConfig
+from transformers import CLIPVisionConfig, LlamaConfig
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from ..attention import TEXT
@@ -38,6 +38,7 @@ from ..shapes.render import render_reference, render_scene
 from ..shapes.world import random_scene
 from .data import shared_tokenizer
 from .loop import train
+from .stage_unet import load_text_encoder
 
 
 def build_encoder(config: dict[str, Any], tokenizer) -> MultiFusionEncoder:
@@ -99,7 +100,6 @@ class EncoderStep:
         targets = inputs.input_ids[:, 1:].to(self.device)
         is_text = (inputs.token_kinds[:, 1:] == TEXT).to(self.device)
         return F.cross_entropy(logits[is_text], targets[is_text])
-
 
 
 def token_matching(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -175,8 +175,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
             prompts.append(restated(image, random_caption(scene, rng.choice(LANGUAGES), rng)))
         return step.lm_loss(*step(prompts))
 
-    teacher = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder").to(accelerator.device).eval()
-    teacher.requires_grad_(False)
+    teacher = load_text_encoder(out, accelerator.device)
     readout = nn.Linear(inner.hidden_size, teacher.config.hidden_size, bias=False)  # prepared when its phase starts
 
     def teacher_loss(inputs, hidden: torch.Tensor) -> torch.Tensor:

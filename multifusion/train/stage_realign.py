@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel
 
 from ..encoder import MultiFusionEncoder
 from ..pipeline import MultiFusionPipeline
@@ -29,6 +28,7 @@ from ..shapes.world import random_scene
 from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, schedule, shared_tokenizer
 from .loop import train
 from .stage_encoder import object_prompt, vision_processor
+from .stage_unet import load_text_encoder
 
 
 @torch.no_grad()
@@ -70,8 +70,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     rng = random.Random(config["seed"])
     stage = out / "realign"
     stage.mkdir(parents=True, exist_ok=True)
-    text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder").to(accelerator.device).eval()
-    r2 = fit_cross_attention(unet, pipe, text_encoder, config, rng)
+    r2 = fit_cross_attention(unet, pipe, load_text_encoder(out, accelerator.device), config, rng)
     (stage / "init.json").write_text(json.dumps({"least_squares_r2": round(r2, 4)}))
     unet = accelerator.prepare(unet)
     scheduler = noise_scheduler(config)

@@ -44,6 +44,13 @@ def build_text_encoder(config: dict[str, Any], tokenizer) -> CLIPTextModel:
     ))  # fmt: skip
 
 
+def load_text_encoder(out: Path, device: torch.device | str = "cpu") -> CLIPTextModel:
+    """Stage 2's finished text encoder from the run folder `out`, frozen, for the stages that read its space."""
+    text_encoder = CLIPTextModel.from_pretrained(out / "unet" / "text_encoder").to(device).eval()
+    text_encoder.requires_grad_(False)
+    return text_encoder
+
+
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
     c = config["unet"]
     torch.manual_seed(config["seed"])
