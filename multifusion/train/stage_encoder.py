@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from diffusers import AutoencoderKL, UNet2DConditionModel
 from torch import nn
 from transformers import CLIPVisionConfig, LlamaConfig
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
@@ -36,8 +37,9 @@ from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
 from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
 from ..shapes.render import render_reference, render_scene
 from ..shapes.world import random_scene
-from .data import shared_tokenizer
+from .data import encode_latents, noise_scheduler, scenes, shared_tokenizer
 from .loop import train
+from .reading import CrossAttentionReader
 from .stage_unet import load_text_encoder
 
 
@@ -142,6 +144,19 @@ def checks(step: EncoderStep, canvas: int, n: int = 32) -> dict[str, float]:
     return {name: round(value, 4) for name, value in result.items()}
 
 
+def stage2_reader(config: dict[str, Any], out: Path, tokenizer, text_encoder, device, n: int = 64) -> CrossAttentionReader:
+    """The stage-2 U-Net's cross-attention, with the queries it asks of `n` English captions of training scenes."""
+    unet = UNet2DConditionModel.from_pretrained(out / "unet" / "model").to(device).eval()
+    unet.requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(out / "vae" / "model").to(device).eval()
+    items = scenes(n, config["seed"] + 1)
+    prompts = [MultimodalPrompt.of(caption(scene, "en")) for scene, _ in items]
+    ids = layout_prompts(prompts, tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
+    with torch.no_grad():
+        conditioning = text_encoder(ids.to(device)).last_hidden_state
+    return CrossAttentionReader(unet, conditioning, encode_latents(vae, items, config["canvas"]), noise_scheduler(config), seed=config["seed"])
+
+
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
     e, canvas = config["encoder"], config["canvas"]
     torch.manual_seed(config["seed"])
@@ -176,13 +191,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         return step.lm_loss(*step(prompts))
 
     teacher = load_text_encoder(out, accelerator.device)
+    reader = stage2_reader(config, out, tokenizer, teacher, accelerator.device)
     readout = nn.Linear(inner.hidden_size, teacher.config.hidden_size, bias=False)  # prepared when its phase starts
-
-    def teacher_loss(inputs, hidden: torch.Tensor) -> torch.Tensor:
-        """Unexplained share of the stage-2 text encoder's states under a learned linear readout (1 - R²)."""
-        with torch.no_grad():
-            target = teacher(inputs.input_ids.to(accelerator.device)).last_hidden_state
-        return F.mse_loss(readout(hidden), target) / target.var()
 
     def align_loss(_: int) -> torch.Tensor:
         group = [random_scene(rng) for _ in range(batch // 4)]
@@ -193,18 +203,22 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         en_inputs, en_hidden = step(english)
         other_inputs, other_hidden = step(other)
         _, image_hidden = step(images)
+        with torch.no_grad():
+            target = teacher(en_inputs.input_ids.to(accelerator.device)).last_hidden_state
+        read_alike = 3 * reader.distance(readout(torch.cat([en_hidden, other_hidden, image_hidden])), target)
         temperature = e["align_temperature"]
         return (info_nce(token_matching(other_hidden, en_hidden), temperature)
                 + info_nce(token_matching(image_hidden, en_hidden), temperature)
                 + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden))
-                + e["teacher_weight"] * teacher_loss(en_inputs, en_hidden))  # fmt: skip
+                + e["teacher_weight"] * F.mse_loss(readout(en_hidden), target) / target.var()
+                + e["reading_weight"] * read_alike)  # fmt: skip
 
     adapters = [*inner.adapters.parameters()]
     seeing = [*inner.vision.parameters(), *inner.image_prefix.parameters()]
     for name, params, loss, steps in (
         ("encoder-lm", [*inner.lm.parameters(), *adapters], lm_loss, e["lm_steps"]),
         ("encoder-prefix", seeing + adapters, prefix_loss, e["prefix_steps"]),
-        ("encoder-align", seeing + adapters + [*readout.parameters()], align_loss, e["align_steps"]),
+        ("encoder-align", [*inner.lm.parameters()] + seeing + adapters + [*readout.parameters()], align_loss, e["align_steps"]),
     ):
         inner.requires_grad_(False)
         readout.requires_grad_(False)

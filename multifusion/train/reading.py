@@ -1,0 +1,63 @@
+"""How the stage-2 U-Net reads a conditioning: the outputs of its cross-attention layers (`attn2`) for queries it
+really asks. Two conditionings the U-Net cannot tell apart give the same outputs, whatever their token order or
+length, since attention pools over positions; the encoder's alignment phase uses this to make a caption's
+translations and its objects' images read like the English caption.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CrossAttentionReader(nn.Module):
+    """The `attn2` modules of a U-Net (frozen) with a fixed sample of the queries each one asks.
+
+    Args:
+        unet: the stage-2 U-Net.
+        conditioning: (B, T, D) conditionings of real captions, with `latents` (B, C, h, w) their scenes' latents;
+            the U-Net is run once on them, noised at random timesteps, to record every layer's queries.
+        scheduler: the training noise scheduler (for the noising).
+        queries: how many query vectors to keep per layer.
+    """
+
+    def __init__(self, unet, conditioning: torch.Tensor, latents: torch.Tensor, scheduler, queries: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        self.layers = [m for name, m in unet.named_modules() if name.endswith("attn2")]
+        asked: dict[int, torch.Tensor] = {}
+        hooks = [layer.register_forward_hook(lambda m, args, out, i=i: asked.__setitem__(i, m.to_q(args[0]).flatten(0, 1)))
+                 for i, layer in enumerate(self.layers)]  # fmt: skip
+        generator = torch.Generator().manual_seed(seed)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+        noise = torch.randn(latents.shape, generator=generator)
+        with torch.no_grad():
+            unet(scheduler.add_noise(latents, noise, t), t, conditioning)
+        for hook in hooks:
+            hook.remove()
+        rng = random.Random(seed)
+        for i, q in sorted(asked.items()):  # (B * h * w, C) per layer
+            self.register_buffer(f"queries_{i}", q[rng.sample(range(q.shape[0]), min(queries, q.shape[0]))])
+
+    def forward(self, states: torch.Tensor) -> list[torch.Tensor]:
+        """(B, T, D) conditioning -> per layer, (B, queries, C) the layer's output for its recorded queries."""
+        outputs = []
+        for i, layer in enumerate(self.layers):
+            q = getattr(self, f"queries_{i}").unflatten(-1, (layer.heads, -1))  # (Q, heads, d)
+            k = layer.to_k(states).unflatten(-1, (layer.heads, -1))  # (B, T, heads, d)
+            v = layer.to_v(states).unflatten(-1, (layer.heads, -1))
+            weights = torch.einsum("qhd,bthd->bhqt", q, k).mul(q.shape[-1] ** -0.5).softmax(dim=-1)
+            outputs.append(layer.to_out[0](torch.einsum("bhqt,bthd->bqhd", weights, v).flatten(2)))
+        return outputs
+
+    def distance(self, states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """How differently the U-Net reads `states` (B * n, T, D), n conditionings per target, and `target`
+        (B, T, D): the unexplained share of the target's outputs, averaged over layers (0 when the U-Net cannot
+        tell them apart)."""
+        with torch.no_grad():
+            wanted = self(target)
+        repeats = states.shape[0] // target.shape[0]
+        return torch.stack([F.mse_loss(got, want.repeat(repeats, 1, 1)) / want.var()
+                            for got, want in zip(self(states), wanted)]).mean()  # fmt: skip
