@@ -79,3 +79,28 @@ def test_token_matching_is_a_soft_set_similarity():
     similarity = token_matching(a, shuffled)
     assert torch.allclose(similarity.diagonal(), torch.ones(2), atol=1e-5)
     assert (similarity.diagonal() > similarity.fliplr().diagonal()).all()
+
+
+def test_cross_attention_reader_reads_like_the_unet(smoke):
+    """The alignment's reading distance: what the U-Net's cross-attention makes of a conditioning. It is 0 for the
+    same states in another order (attention pools over positions), and its outputs are the U-Net's own attn2
+    outputs for the recorded queries; unrelated states read differently."""
+    import torch
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    from multifusion.train.reading import CrossAttentionReader
+
+    unet = UNet2DConditionModel.from_pretrained(smoke / "out" / "unet" / "model").eval()
+    torch.manual_seed(0)
+    latents, states = torch.randn(2, 4, 16, 16), torch.randn(2, 40, 128)
+    reader = CrossAttentionReader(unet, states, latents, DDPMScheduler(), queries=8)
+    assert len(reader.layers) == len(reader(states)) > 0
+
+    layer, queries = reader.layers[0], reader.queries_0
+    q_input = torch.linalg.lstsq(layer.to_q.weight, queries.T).solution.T  # inputs whose to_q gives the queries
+    expected = layer(q_input[None].expand(2, -1, -1), encoder_hidden_states=states)
+    assert torch.allclose(reader(states)[0], expected, atol=1e-4)
+
+    shuffled = states[:, torch.randperm(40)]
+    assert reader.distance(shuffled, states) < 1e-6
+    assert reader.distance(torch.randn(2, 40, 128), states) > 0.1

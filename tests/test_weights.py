@@ -50,8 +50,10 @@ def test_english_single_objects_are_mostly_right(pipe):
     assert sum(right) >= 5, list(zip(prompts, [(d.shape, d.colour) if d else None for d in found]))
 
 
-@pytest.mark.xfail(strict=True, reason=f"{NOT_MET}: red comes out purple in English; other languages ≤ 16% on single")
-@pytest.mark.parametrize("lang", list(RED_CIRCLE))
+RED_IN_ENGLISH = pytest.mark.xfail(strict=True, reason=f"{NOT_MET}: in English, red stars and circles often come out purple")
+
+
+@pytest.mark.parametrize("lang", [pytest.param(lang, marks=RED_IN_ENGLISH) if lang == "en" else lang for lang in RED_CIRCLE])
 def test_a_red_circle_in_every_language(pipe, lang):
     found = [main_object(im) for im in images(pipe, RED_CIRCLE[lang])]
     right = sum(d is not None and (d.shape, d.colour) == ("circle", "red") for d in found)
@@ -64,7 +66,6 @@ def test_an_image_prompt_gives_its_object(pipe):
     assert sum(d is not None and (d.shape, d.colour) == ("heart", "green") for d in found) >= 3
 
 
-@pytest.mark.xfail(strict=True, reason=f"{NOT_MET}: two-object prompts rarely show both objects (mcc text 6%)")
 def test_weight_zero_removes_an_object(pipe):
     def prompt(weight):
         return MultimodalPrompt((TextSegment("a yellow star"), TextSegment(" and "), TextSegment("a blue square", weight)))
