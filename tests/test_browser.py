@@ -126,7 +126,7 @@ def test_bad_input_shows_a_clear_error_and_the_app_recovers(page):
 
 
 def test_examples_load_into_the_composer(page):
-    page.get_by_text("images · [purple star] und [green circle]").click()
+    page.get_by_text("images · [green heart] und [blue square]").click()
     page.wait_for_selector(".mf-card-image img")
     assert page.locator(".mf-card .mf-kind").all_inner_texts() == ["IMAGE 1", "TEXT 2", "IMAGE 3"]
     page.screenshot(path=str(SHOTS / "example.png"), full_page=True)

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from multifusion import ImageSegment, MultiFusionPipeline, MultimodalPrompt, TextSegment
-from multifusion.runtime import DEFAULT_MODEL
+from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from multifusion.shapes.captions import caption
 from multifusion.shapes.render import render_reference
 from multifusion.shapes.scorer import detect, main_object
 from multifusion.shapes.world import ShapeObject, random_scene
+from ui import handlers
+from ui.examples import EXAMPLES_DIR, load_examples
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_dir(), reason="weights/multifusion-tiny is not in this checkout")
 SEEDS = range(4)
@@ -73,3 +75,16 @@ def test_weight_zero_removes_an_object(pipe):
     with_square = sum(shows(im, "square", "blue") for im in images(pipe, prompt(1.0)))
     without = sum(shows(im, "square", "blue") for im in images(pipe, prompt(0.0)))
     assert without <= 1 and with_square > without
+
+
+@pytest.mark.parametrize("example", load_examples(), ids=lambda example: example["label"])
+def test_every_bundled_example_shows_what_it_says(pipe, tmp_path, example):
+    """The app's examples, with the app's default settings and the example's seed: the first image shows the
+    objects the example names, and not the one it weights to 0."""
+    studio = handlers.Studio(Runtime(pipe, RuntimeOptions(device="cpu")), "multifusion-tiny", work_dir=tmp_path)
+    studio.trusted_dirs = (EXAMPLES_DIR,)
+    prompt = handlers.composition_to_prompt(studio, example["composition"])
+    image = handlers.generate(studio, prompt, handlers.settings_from({"seed": example["seed"]})).images[0]
+    found = {(d.shape, d.colour) for d in detect(image)}
+    assert all(tuple(wanted) in found for wanted in example["expect"]["shows"]), found
+    assert not any(tuple(unwanted) in found for unwanted in example["expect"].get("hides", [])), found

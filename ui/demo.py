@@ -109,9 +109,9 @@ def build_demo(
             with gr.Row():
                 lang_boxes = {
                     lang: gr.Textbox(label=lang, value=text, lines=2)
-                    for lang, text in zip(LANGUAGES, ("a red circle and a blue star", "ein roter Kreis und ein blauer Stern",
-                                                      "un cercle rouge et une étoile bleue", "un cerchio rosso e una stella blu",
-                                                      "un círculo rojo y una estrella azul"))  # fmt: skip
+                    for lang, text in zip(LANGUAGES, ("a blue triangle and a green heart", "ein blaues Dreieck und ein grünes Herz",
+                                                      "un triangle bleu et un cœur vert", "un triangolo blu e un cuore verde",
+                                                      "un triángulo azul y un corazón verde"))  # fmt: skip
                 }
             compare_btn = gr.Button("Compare", variant="primary")
             compare_gallery = gr.Gallery(label="Languages side by side", columns=5, height=300, object_fit="contain")
