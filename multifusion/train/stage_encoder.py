@@ -157,7 +157,8 @@ def stage2_reader(config: dict[str, Any], out: Path, tokenizer, text_encoder, de
     ids = layout_prompts(prompts, tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
     with torch.no_grad():
         conditioning = text_encoder(ids.to(device)).last_hidden_state
-    return CrossAttentionReader(unet, conditioning, encode_latents(vae, items, config["canvas"]), noise_scheduler(config), seed=config["seed"])
+    latents = encode_latents(vae, items, config["canvas"])
+    return CrossAttentionReader(unet, conditioning, latents, noise_scheduler(config), seed=config["seed"])
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
