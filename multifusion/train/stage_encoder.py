@@ -209,12 +209,13 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         _, image_hidden = step(images)
         with torch.no_grad():
             target = teacher(en_inputs.input_ids.to(accelerator.device)).last_hidden_state
-        read_alike = 3 * reader.distance(readout(torch.cat([en_hidden, other_hidden, image_hidden])), target)
+        read = readout(torch.cat([en_hidden, other_hidden, image_hidden]))  # English first, then the rest
+        read_alike = 3 * reader.distance(read, target)  # the sum over the three kinds of conditioning
         temperature = e["align_temperature"]
         return (info_nce(token_matching(other_hidden, en_hidden), temperature)
                 + info_nce(token_matching(image_hidden, en_hidden), temperature)
                 + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden))
-                + e["teacher_weight"] * F.mse_loss(readout(en_hidden), target) / target.var()
+                + e["teacher_weight"] * F.mse_loss(read[: len(english)], target) / target.var()
                 + e["reading_weight"] * read_alike)  # fmt: skip
 
     adapters = [*inner.adapters.parameters()]
