@@ -67,6 +67,23 @@ def test_probe_scores_stage_two(smoke):
     assert result["n"] == 2 and 0 <= result["both"] <= min(result["shape"], result["colour"]) <= 1
 
 
+def test_vae_loss_weights_the_objects_pixels():
+    """An error on a shape costs the VAE `object_weight` times the same error on the background."""
+    import torch
+
+    from multifusion.shapes.render import render_scene
+    from multifusion.shapes.world import Scene, ShapeObject
+    from multifusion.train.data import to_tensor
+    from multifusion.train.stage_vae import object_weighted_mse
+
+    pixels = to_tensor([render_scene(Scene((ShapeObject("circle", "red", "large"),)))])
+    on_object, on_background = pixels.clone(), pixels.clone()
+    on_object[0, 2, 32, 32] += 0.5  # the circle's centre
+    on_background[0, 2, 1, 1] += 0.5  # a corner
+    assert object_weighted_mse(on_object, pixels, 5.0) == pytest.approx(5 * object_weighted_mse(on_background, pixels, 5.0))
+    assert object_weighted_mse(on_object, pixels, 1.0) == pytest.approx(object_weighted_mse(on_background, pixels, 1.0))
+
+
 def test_token_matching_is_a_soft_set_similarity():
     """The alignment similarity: a prompt matches itself fully, whatever the order of its token states, and an
     unrelated prompt less."""

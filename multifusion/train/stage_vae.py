@@ -1,5 +1,10 @@
 """Stage 1: the autoencoder. An `AutoencoderKL` learns to reconstruct shapes-world renders (L2 + a small KL term,
-as Stable Diffusion's VAE); its `scaling_factor` is then set so that latents have unit variance."""
+as Stable Diffusion's VAE); its `scaling_factor` is then set so that latents have unit variance.
+
+The L2 term weights the objects' pixels `object_weight` times the background's: objects are a small share of each
+render but carry everything a prompt names. Unweighted, the VAE reconstructed red with +24/255 blue and purple with
+-23 red +20 blue (median over the object), and the U-Net, sampling with guidance, amplified that into red objects
+scored purple."""
 
 from __future__ import annotations
 
@@ -11,8 +16,17 @@ import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKL
 
+from ..shapes.world import BACKGROUND
 from .data import encode_latents, render_batch, scenes
 from .loop import train
+
+
+def object_weighted_mse(reconstruction: torch.Tensor, pixels: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """Mean squared error with every pixel that is not background weighted `object_weight` (pixels in [-1, 1])."""
+    background = torch.tensor(BACKGROUND, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1) / 127.5 - 1.0
+    is_object = (pixels - background).abs().sum(dim=1, keepdim=True) > 0.1
+    weight = 1.0 + (object_weight - 1.0) * is_object
+    return (weight * (reconstruction - pixels) ** 2).mean()
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
@@ -34,7 +48,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         pixels = pixels[:, :, top : top + c["crop"], left : left + c["crop"]].to(accelerator.device)
         posterior = vae.encode(pixels).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
-        return torch.nn.functional.mse_loss(reconstruction, pixels) + c["kl_weight"] * posterior.kl().mean()
+        reconstruction_loss = object_weighted_mse(reconstruction, pixels, c.get("object_weight", 1.0))
+        return reconstruction_loss + c["kl_weight"] * posterior.kl().mean()
 
     stage = out / "vae"
     train("vae", vae.parameters(), [vae], loss_fn, c["steps"], c["lr"], stage, accelerator, resume)
