@@ -67,6 +67,15 @@ def test_probe_scores_stage_two(smoke):
     assert result["n"] == 2 and 0 <= result["both"] <= min(result["shape"], result["colour"]) <= 1
 
 
+def test_vae_probe_reports_every_colours_error(smoke):
+    """`probe --vae`: per colour, the reconstructed object's RGB error, within 0–255 (a barely trained VAE)."""
+    from multifusion.shapes.world import COLOURS
+    from multifusion.train.probe import vae_colour_error
+
+    errors = vae_colour_error(smoke / "out", canvas=json.loads((smoke / "smoke.json").read_text())["canvas"])
+    assert list(errors) == list(COLOURS) and all(len(e) == 3 and max(map(abs, e)) <= 255 for e in errors.values())
+
+
 def test_vae_loss_weights_the_objects_pixels():
     """An error on a shape costs the VAE `object_weight` times the same error on the background."""
     import torch

@@ -1,8 +1,8 @@
 """The shipped default model, weights/multifusion-tiny, on a small fixed sample (fixed seeds, so deterministic):
 what a user would notice first, read by the shapes scorer.
 
-Behaviours of the quality bars that the shipped weights do not reach yet are strict xfails, naming the bar: they
-fail the suite the day they start to pass, so the marker comes off with the weights that earn it."""
+Behaviours that the shipped weights do not reach yet are strict xfails, naming where the model card reports them:
+they fail the suite the day they start to pass, so the marker comes off with the weights that earn it."""
 
 import random
 
@@ -20,7 +20,6 @@ from ui.examples import EXAMPLES_DIR, load_examples
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_dir(), reason="weights/multifusion-tiny is not in this checkout")
 SEEDS = range(4)
-NOT_MET = "quality bar not met by the shipped weights (weights/multifusion-tiny/README.md)"
 RED_CIRCLE = {"en": "a red circle", "de": "ein roter Kreis", "fr": "un cercle rouge", "it": "un cerchio rosso",
               "es": "un círculo rojo"}  # fmt: skip
 
@@ -52,20 +51,26 @@ def test_english_single_objects_are_mostly_right(pipe):
     assert sum(right) >= 5, list(zip(prompts, [(d.shape, d.colour) if d else None for d in found]))
 
 
-RED_IN_ENGLISH = pytest.mark.xfail(strict=True, reason=f"{NOT_MET}: in English, red stars and circles often come out purple")
-
-
-@pytest.mark.parametrize("lang", [pytest.param(lang, marks=RED_IN_ENGLISH) if lang == "en" else lang for lang in RED_CIRCLE])
+@pytest.mark.parametrize("lang", list(RED_CIRCLE))
 def test_a_red_circle_in_every_language(pipe, lang):
     found = [main_object(im) for im in images(pipe, RED_CIRCLE[lang])]
     right = sum(d is not None and (d.shape, d.colour) == ("circle", "red") for d in found)
     assert right >= 3, [(d.shape, d.colour) if d else None for d in found]
 
 
-def test_an_image_prompt_gives_its_object(pipe):
+def image_prompt_results(pipe):
     reference = render_reference(ShapeObject("heart", "green", "small"), seed=3)
-    found = [main_object(im) for im in images(pipe, MultimodalPrompt.of(ImageSegment(reference)))]
-    assert sum(d is not None and (d.shape, d.colour) == ("heart", "green") for d in found) >= 3
+    return [main_object(im) for im in images(pipe, MultimodalPrompt.of(ImageSegment(reference)))]
+
+
+def test_an_image_prompt_gives_its_objects_colour(pipe):
+    assert sum(d is not None and d.colour == "green" for d in image_prompt_results(pipe)) >= 3
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped weights read an image's colour but often not its shape (circle and "
+                   "heart, star and triangle swap): model card, 'Image prompts'")  # fmt: skip
+def test_an_image_prompt_gives_its_objects_shape(pipe):
+    assert sum(d is not None and d.shape == "heart" for d in image_prompt_results(pipe)) >= 3
 
 
 def test_weight_zero_removes_an_object(pipe):

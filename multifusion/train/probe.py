@@ -2,9 +2,11 @@
 (the latest checkpoint or the saved models) and read them with the scorer.
 
     python -m multifusion.train.probe --config tiny --out runs/tiny [--n 32] [--guidance 5]
+    python -m multifusion.train.probe --config tiny --out runs/tiny --vae
 
 Prints how often the main object has the right shape, the right colour, and both: the figures that say whether
-stage 2 is ready before stages 3 and 4 build on it.
+stage 2 is ready before stages 3 and 4 build on it. With `--vae`, stage 1's colour error instead: per colour, how
+far a reconstructed object's median RGB lies from the render's (guided sampling amplifies such a bias).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
@@ -20,10 +23,11 @@ from safetensors.torch import load_file
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import caption
+from ..shapes.render import render_scene
 from ..shapes.scorer import main_object
-from ..shapes.world import random_scene
+from ..shapes.world import BACKGROUND, COLOURS, SHAPES, Scene, ShapeObject, random_scene
 from .config import load_config
-from .data import schedule, shared_tokenizer
+from .data import schedule, shared_tokenizer, to_tensor
 from .stage_unet import build_text_encoder, build_unet, load_text_encoder
 
 
@@ -73,15 +77,40 @@ def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: in
     return {"shape": shape / n, "colour": colour / n, "both": both / n, "n": n}
 
 
+def _object_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Median RGB (0–255) of the pixels that are clearly not background."""
+    mask = np.abs(pixels - np.array(BACKGROUND)).sum(axis=-1) > 150
+    return np.median(pixels[mask], axis=0)
+
+
+@torch.no_grad()
+def vae_colour_error(out: Path, canvas: int = 64) -> dict[str, list[int]]:
+    """Per colour, reconstructed minus rendered median RGB of a large object (mean over the five shapes)."""
+    vae = AutoencoderKL.from_pretrained(out / "vae" / "model").eval()
+    errors = {}
+    for colour in COLOURS:
+        renders = [render_scene(Scene((ShapeObject(shape, colour, "large"),)), seed=i, canvas=canvas)
+                   for i, shape in enumerate(SHAPES)]  # fmt: skip
+        decoded = vae.decode(vae.encode(to_tensor(renders)).latent_dist.mean).sample
+        decoded = ((decoded.permute(0, 2, 3, 1).numpy() + 1) * 127.5).clip(0, 255)
+        diffs = [_object_rgb(d) - _object_rgb(np.asarray(r, dtype=np.float64)) for r, d in zip(renders, decoded)]
+        errors[colour] = np.mean(diffs, axis=0).round().astype(int).tolist()
+    return errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--out", required=True)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--vae", action="store_true", help="stage 1's colour error instead")
     args = parser.parse_args()
     torch.set_num_threads(1)  # leave the cores to the training run
-    print(probe(load_config(args.config), Path(args.out), args.n, args.guidance))
+    if args.vae:
+        print(vae_colour_error(Path(args.out), load_config(args.config)["canvas"]))
+    else:
+        print(probe(load_config(args.config), Path(args.out), args.n, args.guidance))
 
 
 if __name__ == "__main__":
