@@ -68,18 +68,22 @@ def test_probe_scores_stage_two(smoke):
 
 
 def test_vae_probe_reports_every_colours_error(smoke):
-    """`probe --vae`: per colour, the reconstructed object's RGB error, within 0–255 (a barely trained VAE)."""
-    from multifusion.shapes.world import COLOURS
-    from multifusion.train.probe import vae_colour_error
+    """`probe --vae`: per colour, the reconstructed object's RGB error, read from the object's pixels only."""
+    import numpy as np
 
+    from multifusion.shapes.render import render_scene
+    from multifusion.shapes.world import COLOURS, Scene, ShapeObject
+    from multifusion.train.probe import _object_rgb, vae_colour_error
+
+    for colour, rgb in COLOURS.items():
+        render = np.asarray(render_scene(Scene((ShapeObject("square", colour, "small"),))), dtype=np.float64)
+        assert _object_rgb(render).tolist() == list(rgb)
     errors = vae_colour_error(smoke / "out", canvas=json.loads((smoke / "smoke.json").read_text())["canvas"])
-    assert list(errors) == list(COLOURS) and all(len(e) == 3 and max(map(abs, e)) <= 255 for e in errors.values())
+    assert list(errors) == list(COLOURS) and all(len(e) == 3 for e in errors.values())
 
 
 def test_vae_loss_weights_the_objects_pixels():
     """An error on a shape costs the VAE `object_weight` times the same error on the background."""
-    import torch
-
     from multifusion.shapes.render import render_scene
     from multifusion.shapes.world import Scene, ShapeObject
     from multifusion.train.data import to_tensor
@@ -89,8 +93,9 @@ def test_vae_loss_weights_the_objects_pixels():
     on_object, on_background = pixels.clone(), pixels.clone()
     on_object[0, 2, 32, 32] += 0.5  # the circle's centre
     on_background[0, 2, 1, 1] += 0.5  # a corner
-    assert object_weighted_mse(on_object, pixels, 5.0) == pytest.approx(5 * object_weighted_mse(on_background, pixels, 5.0))
-    assert object_weighted_mse(on_object, pixels, 1.0) == pytest.approx(object_weighted_mse(on_background, pixels, 1.0))
+    for weight in (5.0, 1.0):
+        on_background_cost = object_weighted_mse(on_background, pixels, weight)
+        assert object_weighted_mse(on_object, pixels, weight) == pytest.approx(weight * on_background_cost)
 
 
 def test_token_matching_is_a_soft_set_similarity():

@@ -3,8 +3,8 @@ as Stable Diffusion's VAE); its `scaling_factor` is then set so that latents hav
 
 The L2 term weights the objects' pixels `object_weight` times the background's: objects are a small share of each
 render but carry everything a prompt names. Unweighted, the VAE reconstructed red with +24/255 blue and purple with
--23 red +20 blue (median over the object), and the U-Net, sampling with guidance, amplified that into red objects
-scored purple."""
+−21 red, +19 blue (median over the object; `probe --vae`), and the U-Net, sampling with guidance, amplified that
+into red objects scored purple."""
 
 from __future__ import annotations
 
