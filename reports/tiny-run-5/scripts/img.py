@@ -1,11 +1,9 @@
 import sys, torch
-from PIL import Image
 from multifusion import MultiFusionPipeline, MultimodalPrompt, ImageSegment
 from multifusion.shapes.render import render_reference
 from multifusion.shapes.scorer import main_object
 from multifusion.shapes.world import ShapeObject, SHAPES
 pipe = MultiFusionPipeline.from_pretrained(sys.argv[1]); pipe.set_progress_bar_config(disable=True)
-tot = 0; n = 0; W = Image.new("RGB", (64 * 8, 64 * 3), "white"); row = 0
 for size in ["small", "large"]:
   for seed in [3, 0]:
     objs = [ShapeObject(s, c, size) for s in SHAPES for c in ["green", "red", "blue"]]
@@ -13,7 +11,3 @@ for size in ["small", "large"]:
     ims = pipe([MultimodalPrompt.of(ImageSegment(r)) for r in refs], num_inference_steps=20, guidance_scale=5.0, generator=[torch.Generator().manual_seed(i % 4) for i in range(len(refs))]).images
     ok = [(m := main_object(im)) is not None and (m.shape, m.colour) == (o.shape, o.colour) for im, o in zip(ims, objs)]
     print(size, seed, sum(ok), "/", len(ok), [f"{o.colour} {o.shape}->{(m.colour + ' ' + m.shape) if (m:=main_object(im)) else None}" for im, o, k in zip(ims, objs, ok) if not k][:8])
-    if row < 1:
-        for i in range(4): W.paste(refs[i*3], (i * 128, 0)); W.paste(ims[i*3], (i * 128 + 64, 0))
-        row += 1
-W.save("/tmp/diag/img.png")
