@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from PIL import Image
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, PreTrainedModel
 
 from .attention import causal_bias_mask
+from .content_crop import crop_to_content
 
 
 def mean_pool(hidden: torch.Tensor) -> torch.Tensor:
@@ -72,6 +74,8 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
         adapter_dim: bottleneck size of the adapters after each LM MLP; 0 for none.
         max_length: every prompt is laid out to exactly this many tokens.
         hidden_layer: which hidden state is the output; -1 is the LM's final (normalised) hidden state.
+        crop_to_content: crop image prompts to their content before the vision encoder (`content_crop`), for
+            models trained on drawings of single objects; leave it off for photographs.
     """
 
     config_name = "config.json"
@@ -86,6 +90,7 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
         adapter_dim: int = 0,
         max_length: int = 77,
         hidden_layer: int = -1,
+        crop_to_content: bool = False,
     ) -> None:
         super().__init__()
         if math.isqrt(image_tokens) ** 2 != image_tokens:
@@ -121,6 +126,10 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
     @property
     def hidden_size(self) -> int:
         return self.lm.config.hidden_size
+
+    def prepare_images(self, images: list[Image.Image]) -> list[Image.Image]:
+        """The images as the vision processor should receive them (cropped to content if the config says so)."""
+        return [crop_to_content(im) for im in images] if self.config.crop_to_content else list(images)
 
     def embed_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) pixels -> (N, image_tokens, D) prefix embeddings."""

@@ -137,7 +137,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         bias = None if factors is None else key_bias(factors).to(device)
         pixel_values = None
         if inputs.images:
-            pixel_values = self.vision_processor(images=inputs.images, return_tensors="pt").pixel_values
+            pixel_values = self.vision_processor(images=self.encoder.prepare_images(inputs.images), return_tensors="pt").pixel_values
         embeds = self.encoder(
             inputs.input_ids.to(device),
             image_mask=inputs.image_mask.to(device),

@@ -12,23 +12,46 @@ Each language builds its noun phrase with its own grammar:
 - es: gender (estrella f); "grande" shortens to "gran" before a singular noun ("una gran estrella roja");
   "naranja" is invariable.
 
-Frames: five for one object and five for two objects per language; with two objects, frames either name the
-sides or list the left object first.
+The colour comes in three forms (`COLOUR_FORMS`): as an adjective ("a red circle"), as a noun after "in" ("a
+circle in red", "ein Kreis in Rot", "un cercle en rouge"), or named as a colour ("a circle coloured red", "ein
+Kreis in der Farbe Rot", "un cercle de couleur rouge", "un cerchio di colore rosso", "un círculo de color rojo");
+the noun forms use the colour noun (German capitalises it; Romance uses the masculine, agreeing with
+couleur/colore/color or standing alone). Sentence frames, split into training and held-out frames, are in
+`frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
+object in another language (a mixed-language prompt).
 """
 
 from __future__ import annotations
 
 import random
 
+from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO
 from .world import Scene, ShapeObject
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "it", "es")
 
+# --- colour nouns ----------------------------------------------------------------------------------------------
+_COLOUR_NOUN = {
+    "en": {c: c for c in ("red", "green", "blue", "yellow", "purple", "orange", "black")},
+    "de": {"red": "Rot", "green": "Grün", "blue": "Blau", "yellow": "Gelb", "purple": "Lila", "orange": "Orange", "black": "Schwarz"},
+    "fr": {"red": "rouge", "green": "vert", "blue": "bleu", "yellow": "jaune", "purple": "violet", "orange": "orange", "black": "noir"},
+    "it": {"red": "rosso", "green": "verde", "blue": "blu", "yellow": "giallo", "purple": "viola", "orange": "arancione", "black": "nero"},
+    "es": {"red": "rojo", "green": "verde", "blue": "azul", "yellow": "amarillo", "purple": "morado", "orange": "naranja", "black": "negro"},
+}  # fmt: skip
+_COLOUR_AFTER = {  # colour form -> the words that put the colour noun after the noun
+    "in": {"en": "in", "de": "in", "fr": "en", "it": "in", "es": "en"},
+    "named": {"en": "coloured", "de": "in der Farbe", "fr": "de couleur", "it": "di colore", "es": "de color"},
+}
+COLOUR_FORMS: tuple[str, ...] = ("adjective", "in", "named")
+
+
 # --- English ---------------------------------------------------------------------------------------------------
 
 
-def _en(obj: ShapeObject, size: bool, case: str = "") -> str:
-    words = ([obj.size] if size else []) + [obj.colour, obj.shape]
+def _en(obj: ShapeObject, size: bool, case: str, adjective_colour: bool, one: bool) -> str:
+    words = ([obj.size] if size else []) + ([obj.colour] if adjective_colour else []) + [obj.shape]
+    if one:
+        return "one " + " ".join(words)
     return ("an " if words[0][0] in "aeiou" else "a ") + " ".join(words)
 
 
@@ -41,74 +64,46 @@ _DE_ARTICLE = {("nom", "m"): "ein", ("nom", "n"): "ein", ("acc", "m"): "einen", 
 _DE_ENDING = {("nom", "m"): "er", ("nom", "n"): "es", ("acc", "m"): "en", ("acc", "n"): "es", ("dat", "m"): "en", ("dat", "n"): "en"}
 
 
-def _de(obj: ShapeObject, size: bool, case: str = "nom") -> str:
+def _de(obj: ShapeObject, size: bool, case: str, adjective_colour: bool, one: bool) -> str:
+    """German has no "one" form of its own ("ein" is both): frames say "nur" instead."""
     noun, gender = _DE_NOUN[obj.shape]
-    adjectives = ([obj.size] if size else []) + [obj.colour]
-    ending = _DE_ENDING[case, gender]
+    adjectives = ([obj.size] if size else []) + ([obj.colour] if adjective_colour else [])
+    ending = _DE_ENDING[case or "nom", gender]
     inflected = [a if a in _DE_INDECLINABLE else a + ending for a in (_DE_ADJ[x] for x in adjectives)]
-    return " ".join([_DE_ARTICLE[case, gender], *inflected, noun])
+    return " ".join([_DE_ARTICLE[case or "nom", gender], *inflected, noun])
 
 
-# --- French ----------------------------------------------------------------------------------------------------
+# --- French, Italian, Spanish ----------------------------------------------------------------------------------
 _FR_NOUN = {"circle": ("cercle", "m"), "square": ("carré", "m"), "triangle": ("triangle", "m"), "star": ("étoile", "f"), "heart": ("cœur", "m")}
 _FR_ADJ = {"red": ("rouge", "rouge"), "green": ("vert", "verte"), "blue": ("bleu", "bleue"), "yellow": ("jaune", "jaune"),
            "purple": ("violet", "violette"), "orange": ("orange", "orange"), "black": ("noir", "noire"),
-           "small": ("petit", "petite"), "large": ("grand", "grande")}  # fmt: skip
-
-
-
-# --- Italian ---------------------------------------------------------------------------------------------------
+           "small": ("petit", "petite"), "large": ("grand", "grande"), "one": ("seul", "seule")}  # fmt: skip
 _IT_NOUN = {"circle": ("cerchio", "m"), "square": ("quadrato", "m"), "triangle": ("triangolo", "m"), "star": ("stella", "f"), "heart": ("cuore", "m")}
 _IT_ADJ = {"red": ("rosso", "rossa"), "green": ("verde", "verde"), "blue": ("blu", "blu"), "yellow": ("giallo", "gialla"),
            "purple": ("viola", "viola"), "orange": ("arancione", "arancione"), "black": ("nero", "nera"),
-           "small": ("piccolo", "piccola"), "large": ("grande", "grande")}  # fmt: skip
-
-
-
-# --- Spanish ---------------------------------------------------------------------------------------------------
+           "small": ("piccolo", "piccola"), "large": ("grande", "grande"), "one": ("solo", "sola")}  # fmt: skip
 _ES_NOUN = {"circle": ("círculo", "m"), "square": ("cuadrado", "m"), "triangle": ("triángulo", "m"), "star": ("estrella", "f"), "heart": ("corazón", "m")}
 _ES_ADJ = {"red": ("rojo", "roja"), "green": ("verde", "verde"), "blue": ("azul", "azul"), "yellow": ("amarillo", "amarilla"),
            "purple": ("morado", "morada"), "orange": ("naranja", "naranja"), "black": ("negro", "negra"),
-           "small": ("pequeño", "pequeña"), "large": ("gran", "gran")}  # fmt: skip
-
+           "small": ("pequeño", "pequeña"), "large": ("gran", "gran"), "one": ("solo", "sola")}  # fmt: skip
 
 
 def _romance(nouns: dict, adjectives: dict, articles: tuple[str, str]):
-    """French, Italian and Spanish: article by gender, size before the noun, colour after it, all agreeing.
+    """French, Italian and Spanish: article by gender, "only one" and size before the noun, colour after it, all
+    agreeing ("un seul petit cercle rouge", "una sola piccola stella rossa").
 
     (Italian needs no "uno"/"un'": none of these nouns or size words starts with s+consonant, z or a vowel.)
     """
 
-    def phrase(obj: ShapeObject, size: bool, case: str = "") -> str:
+    def phrase(obj: ShapeObject, size: bool, case: str, adjective_colour: bool, one: bool) -> str:
         noun, gender = nouns[obj.shape]
         form = 0 if gender == "m" else 1
-        words = [articles[form], *([adjectives[obj.size][form]] if size else []), noun, adjectives[obj.colour][form]]
-        return " ".join(words)
+        before = [adjectives[w][form] for w in (["one"] if one else []) + ([obj.size] if size else [])]
+        return " ".join([articles[form], *before, noun, *([adjectives[obj.colour][form]] if adjective_colour else [])])
 
     return phrase
 
 
-# --- frames ----------------------------------------------------------------------------------------------------
-# {a}, {b}: noun phrases of the (left, right) objects; a case suffix (:acc, :dat) asks German for that case.
-_ONE = {
-    "en": ["{a}", "a picture of {a}", "{a} on a plain background", "there is {a}", "an image showing {a}"],
-    "de": ["{a}", "ein Bild von {a:dat}", "{a} auf hellem Hintergrund", "hier ist {a}", "das Bild zeigt {a:acc}"],
-    "fr": ["{a}", "une image d'{a}", "{a} sur un fond clair", "il y a {a}", "une photo montrant {a}"],
-    "it": ["{a}", "un'immagine di {a}", "{a} su sfondo chiaro", "c'è {a}", "una foto che mostra {a}"],
-    "es": ["{a}", "una imagen de {a}", "{a} sobre un fondo claro", "hay {a}", "una foto que muestra {a}"],
-}
-_TWO = {
-    "en": ["{a} and {b}", "{a} on the left and {b} on the right", "a picture of {a} and {b}", "there are {a} and {b}",
-           "{b} on the right and {a} on the left"],
-    "de": ["{a} und {b}", "{a} links und {b} rechts", "ein Bild von {a:dat} und {b:dat}", "das Bild zeigt {a:acc} und {b:acc}",
-           "{b} rechts und {a} links"],
-    "fr": ["{a} et {b}", "{a} à gauche et {b} à droite", "une image d'{a} et d'{b}", "il y a {a} et {b}",
-           "{b} à droite et {a} à gauche"],
-    "it": ["{a} e {b}", "{a} a sinistra e {b} a destra", "un'immagine di {a} e {b}", "ci sono {a} e {b}",
-           "{b} a destra e {a} a sinistra"],
-    "es": ["{a} y {b}", "{a} a la izquierda y {b} a la derecha", "una imagen de {a} y {b}", "hay {a} y {b}",
-           "{b} a la derecha y {a} a la izquierda"],
-}  # fmt: skip
 _PHRASE = {
     "en": _en,
     "de": _de,
@@ -116,26 +111,63 @@ _PHRASE = {
     "it": _romance(_IT_NOUN, _IT_ADJ, ("un", "una")),
     "es": _romance(_ES_NOUN, _ES_ADJ, ("un", "una")),
 }
-N_FRAMES = 5
+N_FRAMES = 5  # the original frames: the first five training frames of each language
 
 
-def noun_phrase(obj: ShapeObject, lang: str, mention_size: bool = False, case: str = "nom") -> str:
-    """"a red circle" / "ein roter Kreis" / ...; `case` (nom, acc, dat) matters only in German."""
-    return _PHRASE[lang](obj, mention_size, case)
+def noun_phrase(obj: ShapeObject, lang: str, mention_size: bool = False, case: str = "nom", colour_form: str = "adjective",
+                one: bool = False) -> str:  # fmt: skip
+    """"a red circle" / "ein roter Kreis" / ...; `case` (nom, acc, dat) matters only in German; `colour_form` is
+    one of `COLOUR_FORMS`; `one` asks for "only one" where the language has a form for it (en, fr, it, es)."""
+    if colour_form not in COLOUR_FORMS:
+        raise ValueError(f"unknown colour form {colour_form!r}; expected one of {', '.join(COLOUR_FORMS)}")
+    phrase = _PHRASE[lang](obj, mention_size, case, colour_form == "adjective", one)
+    if colour_form == "adjective":
+        return phrase
+    return f"{phrase} {_COLOUR_AFTER[colour_form][lang]} {_COLOUR_NOUN[lang][obj.colour]}"
 
 
-def caption(scene: Scene, lang: str, frame: int = 0, mention_size: bool = False) -> str:
-    """The scene's caption in `lang` with sentence frame `frame` (0..N_FRAMES-1); frame 0 is the bare phrase."""
+def frames(n_objects: int, lang: str, split: str = "train") -> list[str]:
+    """The sentence frames for scenes of `n_objects` in `lang`; `split` is "train" or "held_out"."""
     if lang not in _PHRASE:
         raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    frames = _ONE if len(scene.objects) == 1 else _TWO
-    template = frames[lang][frame]
-    for key, obj in zip("ab", scene.objects):
-        for case in ("acc", "dat"):
-            template = template.replace(f"{{{key}:{case}}}", noun_phrase(obj, lang, mention_size, case))
-        template = template.replace(f"{{{key}}}", noun_phrase(obj, lang, mention_size))
+    table = {("train", 1): TRAIN_ONE, ("train", 2): TRAIN_TWO, ("held_out", 1): HELD_OUT_ONE, ("held_out", 2): HELD_OUT_TWO}
+    return table[split, n_objects][lang]
+
+
+def fill(template: str, scene: Scene, langs: tuple[str, ...], mention_size: bool = False, colour_form: str = "adjective") -> str:
+    """Put the scene's noun phrases into a frame; object i is phrased in `langs[i]` (the last one repeats)."""
+    for index, (key, obj) in enumerate(zip("ab", scene.objects)):
+        lang = langs[min(index, len(langs) - 1)]
+        for modifier, kwargs in (("acc", {"case": "acc"}), ("dat", {"case": "dat"}), ("one", {"one": True}), ("", {})):
+            slot = f"{{{key}:{modifier}}}" if modifier else f"{{{key}}}"
+            if slot in template:
+                template = template.replace(slot, noun_phrase(obj, lang, mention_size, colour_form=colour_form, **kwargs))
     return template
 
 
-def random_caption(scene: Scene, lang: str, rng: random.Random) -> str:
-    return caption(scene, lang, rng.randrange(N_FRAMES), rng.random() < 0.5)
+def caption(scene: Scene, lang: str, frame: int = 0, mention_size: bool = False, split: str = "train",
+            colour_form: str = "adjective") -> str:  # fmt: skip
+    """The scene's caption in `lang` with sentence frame `frame` of `split`; training frame 0 is the bare phrase
+    and frames 0..N_FRAMES-1 are the original five."""
+    return fill(frames(len(scene.objects), lang, split)[frame], scene, (lang,), mention_size, colour_form)
+
+
+def decorate(text: str, rng: random.Random) -> str:
+    """Casing and end punctuation as people type them: "Draw a red circle." / "a red circle!" / "¿Puedes ...?"."""
+    if rng.random() < 0.3:
+        start = 1 if text.startswith("¿") else 0
+        text = text[:start] + text[start : start + 1].upper() + text[start + 1 :]
+    if not text.endswith("?") and rng.random() < 0.3:
+        text += rng.choice((".", "!", " ."))
+    return text
+
+
+def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1) -> str:
+    """A caption from a random frame of `split`, colour form and size mention, decorated; with two objects the
+    second is named in another language with probability `mixed_prob`."""
+    templates = frames(len(scene.objects), lang, split)
+    langs = (lang,)
+    if len(scene.objects) == 2 and rng.random() < mixed_prob:
+        langs = (lang, rng.choice([other for other in LANGUAGES if other != lang]))
+    text = fill(rng.choice(templates), scene, langs, rng.random() < 0.5, rng.choice(COLOUR_FORMS))
+    return decorate(text, rng)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..shapes.captions import LANGUAGES, N_FRAMES, caption
+from ..shapes.captions import LANGUAGES, random_caption
 from ..shapes.render import render_scene
 from ..shapes.world import Scene, random_scene
 
@@ -30,10 +31,19 @@ def render_batch(items: list[tuple[Scene, int]], canvas: int) -> torch.Tensor:
 
 
 def caption_corpus(seed: int, count: int = 20000) -> list[str]:
-    """Captions of random scenes in all languages, every frame, with and without sizes (tokenizer, LM)."""
+    """Captions of random scenes in all languages from the training frames only (the tokenizer's corpus)."""
     rng = random.Random(f"corpus/{seed}")
-    return [caption(random_scene(rng), rng.choice(LANGUAGES), rng.randrange(N_FRAMES), rng.random() < 0.5)
-            for _ in range(count)]  # fmt: skip
+    return [random_caption(random_scene(rng), rng.choice(LANGUAGES), rng) for _ in range(count)]
+
+
+def fitting(draw: Callable[[], str], tokenizer, room: int, tries: int = 50) -> str:
+    """A caption from `draw()` that takes at most `room` tokens (free phrasing with a small vocabulary can outgrow
+    a prompt layout); draws again otherwise."""
+    for _ in range(tries):
+        text = draw()
+        if len(tokenizer(text, add_special_tokens=False).input_ids) <= room:
+            return text
+    raise ValueError(f"no caption of {tries} drawn fits in {room} tokens: raise max_length or vocab_size")
 
 
 @torch.no_grad()

@@ -38,9 +38,10 @@ from ..encoder import MultiFusionEncoder, mean_pool
 from ..processor import layout_prompts
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
 from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
-from ..shapes.render import render_reference, render_scene
+from ..shapes.augment import varied_reference
+from ..shapes.render import render_scene
 from ..shapes.world import random_scene
-from .data import encode_latents, noise_scheduler, scenes, shared_tokenizer
+from .data import encode_latents, fitting, noise_scheduler, scenes, shared_tokenizer
 from .loop import train
 from .reading import CrossAttentionReader
 from .stage_unet import load_text_encoder
@@ -59,7 +60,8 @@ def build_encoder(config: dict[str, Any], tokenizer) -> MultiFusionEncoder:
         intermediate_size=2 * e["vision_hidden"], num_hidden_layers=e["vision_layers"], num_attention_heads=4,
     )  # fmt: skip
     return MultiFusionEncoder(lm_config=lm.to_dict(), vision_config=vision.to_dict(), image_tokens=e["image_tokens"],
-                              adapter_dim=e["adapter_dim"], max_length=e["max_length"])  # fmt: skip
+                              adapter_dim=e["adapter_dim"], max_length=e["max_length"],
+                              crop_to_content=e.get("crop_to_content", False))  # fmt: skip
 
 
 def vision_processor(canvas: int) -> CLIPImageProcessorPil:
@@ -78,8 +80,8 @@ def restated(first, caption_text: str):
 
 
 def object_prompt(scene, rng: random.Random) -> MultimodalPrompt:
-    """A scene given by its objects' reference images, sometimes joined by " and "."""
-    images = [ImageSegment(render_reference(o, seed=rng.randrange(2**31))) for o in scene.objects]
+    """A scene given by its objects' reference images (varied as people draw them), sometimes joined by " and "."""
+    images = [ImageSegment(varied_reference(o, rng)) for o in scene.objects]
     if len(images) == 2 and rng.random() < 0.5:
         images.insert(1, TextSegment(" and "))
     return MultimodalPrompt(tuple(images))
@@ -95,7 +97,8 @@ class EncoderStep:
 
     def __call__(self, prompts: list[MultimodalPrompt]):
         inputs = layout_prompts(prompts, self.tokenizer, self.config.image_tokens, self.config.max_length)
-        pixels = self.processor(images=inputs.images, return_tensors="pt").pixel_values if inputs.images else None
+        images = self.inner.prepare_images(inputs.images)
+        pixels = self.processor(images=images, return_tensors="pt").pixel_values if images else None
         hidden = self.encoder(inputs.input_ids.to(self.device), inputs.image_mask.to(self.device), pixels)
         return inputs, hidden  # hidden: (B, T, D)
 
@@ -172,12 +175,13 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     rng = random.Random(config["seed"])
     stage = out / "encoder"
     batch = e["batch_size"]
+    room = e["max_length"] - 1  # the layout's prefix token takes one position
 
     def lm_loss(_: int) -> torch.Tensor:
         prompts = []
         for _ in range(batch):
             scene = random_scene(rng)
-            text = random_caption(scene, rng.choice(LANGUAGES), rng)
+            text = fitting(lambda: random_caption(scene, rng.choice(LANGUAGES), rng), tokenizer, room)
             prompt = MultimodalPrompt.of(text)
             if rng.random() < e["pair_prob"]:
                 pair = restated(text, random_caption(scene, rng.choice(LANGUAGES), rng))
@@ -191,7 +195,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         for _ in range(batch // 2):
             scene = random_scene(rng)
             image = render_scene(scene, seed=rng.randrange(2**31), canvas=canvas)
-            prompts.append(restated(image, random_caption(scene, rng.choice(LANGUAGES), rng)))
+            text = fitting(lambda: random_caption(scene, rng.choice(LANGUAGES), rng), tokenizer, room - e["image_tokens"] - 2)
+            prompts.append(restated(image, text))
         return step.lm_loss(*step(prompts))
 
     teacher = load_text_encoder(out, accelerator.device)
@@ -201,8 +206,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     def align_loss(_: int) -> torch.Tensor:
         group = [random_scene(rng) for _ in range(batch // 4)]
         frames = [(rng.randrange(N_FRAMES), rng.random() < 0.5) for _ in group]
-        english = [MultimodalPrompt.of(caption(s, "en", f, z)) for s, (f, z) in zip(group, frames)]
-        other = [MultimodalPrompt.of(caption(s, rng.choice(LANGUAGES[1:]), f, z)) for s, (f, z) in zip(group, frames)]
+        english = [MultimodalPrompt.of(caption(s, "en", f, z)) for s, (f, z) in zip(group, frames)]  # as stage 2 read it
+        other = [MultimodalPrompt.of(fitting(lambda: random_caption(s, rng.choice(LANGUAGES), rng), tokenizer, room))
+                 for s in group]  # any training phrasing in any language
         images = [object_prompt(s, rng) for s in group]
         en_inputs, en_hidden = step(english)
         other_inputs, other_hidden = step(other)

@@ -23,9 +23,9 @@ from ..encoder import MultiFusionEncoder
 from ..pipeline import MultiFusionPipeline
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
-from ..shapes.captions import random_caption
+from ..shapes.captions import N_FRAMES, caption, random_caption
 from ..shapes.world import random_scene
-from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, schedule, shared_tokenizer
+from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes, schedule, shared_tokenizer
 from .loop import train
 from .stage_encoder import object_prompt, vision_processor
 from .stage_unet import load_text_encoder
@@ -35,7 +35,9 @@ from .stage_unet import load_text_encoder
 def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: dict[str, Any], rng: random.Random, n: int = 2048) -> float:
     """Fold a least-squares map from the new encoder's states to the stage-2 text encoder's (English captions and
     a share of empty prompts) into the key and value projections of every `attn2`. Returns the fit's R²."""
-    prompts = [MultimodalPrompt() if rng.random() < 0.1 else MultimodalPrompt.of(random_caption(random_scene(rng), "en", rng))
+    # English captions in the five frames stage 2's text encoder learned
+    prompts = [MultimodalPrompt() if rng.random() < 0.1
+               else MultimodalPrompt.of(caption(random_scene(rng), "en", rng.randrange(N_FRAMES), rng.random() < 0.5))
                for _ in range(n)]  # fmt: skip
     new = pipe.encode(prompts).embeds.flatten(0, 1).float()  # (n * T, D)
     ids = layout_prompts(prompts, pipe.tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
@@ -83,7 +85,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
             return MultimodalPrompt()
         if draw < c["uncond_prob"] + c["image_prob"]:
             return object_prompt(scene, rng)
-        return MultimodalPrompt.of(random_caption(scene, "en", rng))  # English only, as in the paper
+        draw = lambda: random_caption(scene, "en", rng, mixed_prob=0.0)  # noqa: E731  English only, as in the paper
+        return MultimodalPrompt.of(fitting(draw, tokenizer, encoder.config.max_length - 1))
 
     def loss_fn(step: int) -> torch.Tensor:
         index = rng.sample(range(len(items)), c["batch_size"])
