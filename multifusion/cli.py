@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
     ev.add_argument("--out", default=None, help="write the JSON report here")
     ev.add_argument("--quick", action="store_true", help="small samples, for a fast look")
+    ev.add_argument("--benchmarks", default=None, help="comma-separated subset of single, mcc, weights, languages, "
+                    "paraphrase, image_prompt (default: all)")  # fmt: skip
     ev.add_argument("--steps", type=int, default=25, help="denoising steps (default: 25)")
     ev.add_argument("--guidance", type=float, default=5.0, help="guidance scale (default: 5)")
     ev.add_argument("--seed", type=int, default=0, help="image i of every benchmark uses seed + i")
@@ -65,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(run=_evaluate)
 
     tr = commands.add_parser("train", help="run a stage of the training recipe (vae, unet, encoder, realign) or all")
-    tr.add_argument("stage", choices=(*STAGES, "all"), help="the stage to run; all runs the four in order")
+    tr.add_argument("stage", choices=(*STAGES, "all", "refine"),
+                    help="the stage to run; all runs the four in order; refine continues the pipeline given by --from")
+    tr.add_argument("--from", dest="source", default=None, help="refine: the trained pipeline to refine")
     tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
     tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
     tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
@@ -131,11 +135,19 @@ def _train(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise PromptError(str(error)) from None
     out = Path(args.out)
+    if (args.stage == "refine") != (args.source is not None):
+        raise PromptError("--from names the pipeline to refine, and only the refine stage takes it")
+    if args.source is not None and not (Path(args.source) / "model_index.json").is_file():
+        raise PromptError(f"--from: no pipeline (model_index.json) in {args.source}")
+    if args.stage == "refine" and "refine" not in config:
+        raise PromptError(f"the config {args.config!r} has no refine section")
     times_path = out / "times.json"
     for name in STAGES if args.stage == "all" else (args.stage,):
         began = time.perf_counter()
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
-        result = import_module(f".train.stage_{name}", __package__).run(config, out, accelerator, resume=args.resume)
+        stage = import_module(f".train.stage_{name}", __package__)
+        source = {"source": Path(args.source)} if name == "refine" else {}
+        result = stage.run(config, out, accelerator, resume=args.resume, **source)
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
         times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
         times_path.write_text(json.dumps(times, indent=1))
@@ -154,15 +166,19 @@ def _serve(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import EvalConfig, Evaluator, format_report
+    from .evaluate import BENCHMARKS, EvalConfig, Evaluator, format_report
 
+    benchmarks = BENCHMARKS if args.benchmarks is None else tuple(b.strip() for b in args.benchmarks.split(",") if b.strip())
+    unknown = sorted(set(benchmarks) - set(BENCHMARKS))
+    if unknown or not benchmarks:
+        raise PromptError(f"--benchmarks: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(BENCHMARKS)}")
     if args.steps < 1:
         raise PromptError(f"--steps must be at least 1, got {args.steps}")
     if args.out and not Path(args.out).parent.is_dir():
         raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
     runtime, model = _load_runtime(args.model, args.device)
     config = EvalConfig(quick=args.quick, steps=args.steps, guidance=args.guidance, seed=args.seed)
-    report = Evaluator(runtime.pipe, config, model, log=lambda m: print(m, file=sys.stderr)).run()
+    report = Evaluator(runtime.pipe, config, model, log=lambda m: print(m, file=sys.stderr)).run(benchmarks)
     print(format_report(report))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -6,6 +6,13 @@
 - weights: "A and B" with B's segment at weight 0, 1 and 2.5: share of images showing B (and A).
 - languages: per-language `single` accuracy, its gap to English, and the cosine similarity of each translation's
   pooled encoding (`encoder.mean_pool`) to its English original, with unrelated English captions as baseline.
+- paraphrase: per language, one- and two-object prompts phrased with the held-out sentence frames only (`frames.py`:
+  structures no training stage reads), in every colour form, cased and punctuated at random: `single` is the share
+  whose main object is right, `pair` the share with both objects in the right shapes and colours (`pair_sides`:
+  and each on its named side).
+- image_prompt: one reference image as the whole prompt: the share of images whose main object has its shape and
+  colour (and each separately), for the renderer's references and for `foreign` ones drawn by an independent
+  routine (`shapes/foreign.py`) on 16- to 512-px canvases, anywhere on white, grey and tinted grounds.
 """
 
 from __future__ import annotations
@@ -22,17 +29,22 @@ from PIL import Image
 from . import __version__
 from .pipeline import MultiFusionPipeline
 from .encoder import mean_pool
+from .errors import PromptError
+from .processor import layout_prompts
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
-from .shapes.captions import LANGUAGES, caption, noun_phrase
+from .shapes.captions import COLOUR_FORMS, LANGUAGES, caption, decorate, fill, frames, noun_phrase
+from .shapes.foreign import GROUNDS, draw_object
+from .shapes.foreign import SIDES as FOREIGN_SIDES
 from .shapes.render import render_reference
 from .shapes.scorer import detect, main_object
-from .shapes.world import Scene, ShapeObject, random_scene
+from .shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Scene, ShapeObject, random_scene
 
 WEIGHTS = (0.0, 1.0, 2.5)
-SAMPLE_SIZES = {  # scenes per language (single), per variant (mcc), per weight (weights); captions (similarity)
-    "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64},
-    "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16},
+SAMPLE_SIZES = {  # scenes per language (single, paraphrase), per variant (mcc, image_prompt), per weight (weights)
+    "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64, "paraphrase": 32, "image_prompt": 70},
+    "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16, "paraphrase": 8, "image_prompt": 14},
 }
+BENCHMARKS: tuple[str, ...] = ("single", "mcc", "weights", "languages", "paraphrase", "image_prompt")
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,7 @@ class EvalConfig:
     batch_size: int = 8
 
     def n(self, benchmark: str) -> int:
-        """Sample size of `benchmark` (single, mcc, weights, similarity)."""
+        """Sample size of `benchmark` (a key of `SAMPLE_SIZES`)."""
         return SAMPLE_SIZES["quick" if self.quick else "full"][benchmark]
 
 
@@ -57,6 +69,10 @@ def _has(detections: Sequence, obj: ShapeObject) -> bool:
 def _main_object_right(image: Image.Image, obj: ShapeObject) -> bool:
     main = main_object(image)
     return main is not None and main.shape == obj.shape and main.colour == obj.colour
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / max(len(flags), 1)
 
 
 def _mcc_scene(rng: random.Random) -> Scene:
@@ -73,17 +89,31 @@ class Evaluator:
 
     def __init__(self, pipe: MultiFusionPipeline, config: EvalConfig, model: str = "", log: Callable[[str], None] = print):
         self.pipe, self.config, self.model, self.log = pipe, config, model, log
+        self.refused = 0
 
     def generate(self, prompts: list[MultimodalPrompt]) -> list[Image.Image]:
-        """Images for `prompts`; image i is seeded `seed + i` in every benchmark, so variants are paired."""
-        seeds = [self.config.seed + i for i in range(len(prompts))]
-        images: list[Image.Image] = []
-        for start in range(0, len(prompts), self.config.batch_size):
-            chunk = prompts[start : start + self.config.batch_size]
-            generators = [torch.Generator().manual_seed(s) for s in seeds[start : start + len(chunk)]]
-            out = self.pipe(chunk, num_inference_steps=self.config.steps, guidance_scale=self.config.guidance, generator=generators)
-            images.extend(out.images)
+        """Images for `prompts`; image i is seeded `seed + i` in every benchmark, so variants are paired. A prompt
+        the model refuses (longer than its layout) gets an empty canvas, which scores as wrong, and is counted in
+        `self.refused`."""
+        taken = [i for i, p in enumerate(prompts) if self._takes(p)]
+        self.refused += len(prompts) - len(taken)
+        size = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        images = [Image.new("RGB", (size, size), BACKGROUND) for _ in prompts]
+        for start in range(0, len(taken), self.config.batch_size):
+            chunk = taken[start : start + self.config.batch_size]
+            generators = [torch.Generator().manual_seed(self.config.seed + i) for i in chunk]
+            out = self.pipe([prompts[i] for i in chunk], num_inference_steps=self.config.steps,
+                            guidance_scale=self.config.guidance, generator=generators)  # fmt: skip
+            for i, image in zip(chunk, out.images):
+                images[i] = image
         return images
+
+    def _takes(self, prompt: MultimodalPrompt) -> bool:
+        try:
+            layout_prompts([prompt], self.pipe.tokenizer, self.pipe.encoder.config.image_tokens, self.pipe.encoder.config.max_length)
+        except PromptError:
+            return False
+        return True
 
     def single(self) -> dict[str, dict[str, float]]:
         rng = random.Random(f"single/{self.config.seed}")
@@ -152,44 +182,108 @@ class Evaluator:
         result["unrelated_en_baseline"] = sum(unrelated) / max(len(unrelated), 1)
         return result
 
-    def run(self) -> dict[str, Any]:
+    def paraphrase(self) -> dict[str, dict[str, float]]:
+        rng = random.Random(f"paraphrase/{self.config.seed}")
+        n = self.config.n("paraphrase")
+        singles, pairs = [random_scene(rng, 1) for _ in range(n)], [random_scene(rng, 2) for _ in range(n)]
+        result = {}
+        for lang in LANGUAGES:
+            wording = random.Random(f"paraphrase/{self.config.seed}/{lang}")
+
+            def phrase(scene: Scene, i: int) -> MultimodalPrompt:  # every held-out frame in turn
+                held_out = frames(len(scene.objects), lang, "held_out")
+                text = fill(held_out[i % len(held_out)], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
+                return MultimodalPrompt.of(decorate(text, wording))
+
+            refused_before = self.refused
+            one = self.generate([phrase(s, i) for i, s in enumerate(singles)])
+            two = [detect(im) for im in self.generate([phrase(s, i) for i, s in enumerate(pairs)])]
+            result[lang] = {
+                "single": _share([_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]),
+                "pair": _share([all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]),
+                "pair_sides": _share([all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d)
+                                          for o in s.objects) for d, s in zip(two, pairs)]),  # fmt: skip
+                "n": n,
+                "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
+            }
+        return result
+
+    def image_prompt(self) -> dict[str, Any]:
+        rng = random.Random(f"image_prompt/{self.config.seed}")
+        n = self.config.n("image_prompt")
+        combos = [(shape, colour) for shape in SHAPES for colour in COLOURS]
+        objects = [ShapeObject(*combos[i % len(combos)], rng.choice(SIZES)) for i in range(n)]
+        references = {
+            "renderer": [render_reference(o, seed=rng.randrange(2**31)) for o in objects],
+            "foreign": [draw_object(o, FOREIGN_SIDES[i % len(FOREIGN_SIDES)], GROUNDS[(i // len(FOREIGN_SIDES)) % len(GROUNDS)], rng)
+                        for i, o in enumerate(objects)],  # fmt: skip
+        }
+        result: dict[str, Any] = {}
+        for name, refs in references.items():
+            found = [main_object(im) for im in self.generate([MultimodalPrompt.of(ImageSegment(r)) for r in refs])]
+            shape = [m is not None and m.shape == o.shape for m, o in zip(found, objects)]
+            colour = [m is not None and m.colour == o.colour for m, o in zip(found, objects)]
+            result[name] = {"accuracy": _share([a and b for a, b in zip(shape, colour)]), "shape": _share(shape),
+                            "colour": _share(colour), "n": n}  # fmt: skip
+            if name == "foreign":
+                result[name]["by_canvas"] = {
+                    str(side): _share([a and b for i, (a, b) in enumerate(zip(shape, colour)) if FOREIGN_SIDES[i % len(FOREIGN_SIDES)] == side])
+                    for side in FOREIGN_SIDES
+                }  # fmt: skip
+        return result
+
+    def run(self, benchmarks: Sequence[str] = BENCHMARKS) -> dict[str, Any]:
+        """The report of `benchmarks` (all by default; `languages` needs `single` and runs it)."""
+        unknown = set(benchmarks) - set(BENCHMARKS)
+        if unknown:
+            raise ValueError(f"unknown benchmarks {sorted(unknown)}; expected some of {', '.join(BENCHMARKS)}")
         start = time.perf_counter()
-        self.log("single ...")
-        single = self.single()
-        self.log("mcc ...")
-        mcc = self.mcc()
-        self.log("weights ...")
-        weights = self.weights()
-        self.log("languages ...")
-        languages = self.languages(single)
+        results: dict[str, Any] = {}
+        for name in BENCHMARKS:
+            if name in benchmarks or (name == "single" and "languages" in benchmarks):
+                self.log(f"{name} ...")
+                results[name] = self.languages(results["single"]) if name == "languages" else getattr(self, name)()
         return {
             "model": self.model,
             "multifusion_version": __version__,
             "config": asdict(self.config),
             "seeds": {"base": self.config.seed, "rule": "image i of every benchmark and variant uses base + i"},
-            "benchmarks": {"single": single, "mcc": mcc, "weights": weights, "languages": languages},
+            "benchmarks": results,
             "elapsed_s": round(time.perf_counter() - start, 1),
         }
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A readable table of a report."""
+    """A readable table of a report (of any subset of the benchmarks)."""
     b = report["benchmarks"]
     pct = lambda x: f"{100 * x:5.1f}%"  # noqa: E731
     lines = [f"model: {report['model']}   steps: {report['config']['steps']}   quick: {report['config']['quick']}", ""]
-    lines.append("single (main object: right shape and colour)")
-    lines += [f"  {lang}  {pct(r['accuracy'])}  (n={r['n']})" for lang, r in b["single"].items()]
-    lines.append("mcc (both objects, right shapes and colours)")
-    lines += [f"  {name:<11}{pct(r['accuracy'])}  (n={r['n']})" for name, r in b["mcc"].items()]
-    lines.append("weights (\"A and B\", weight on B)")
-    lines += [
-        f"  B at {w:<4} B shown {pct(r['weighted_present'])}, A shown {pct(r['other_present'])}  (n={r['n']})"
-        for w, r in b["weights"].items()
-    ]
-    lines.append("languages (single accuracy, gap to en, cosine similarity of the encoding to the English caption)")
-    for lang in LANGUAGES:
-        r = b["languages"][lang]
-        lines.append(f"  {lang}  {pct(r['accuracy'])}  {100 * r['gap_to_en']:+6.1f} pts  similarity {r['similarity_to_en']:.3f}")
-    lines.append(f"  unrelated English captions: similarity {b['languages']['unrelated_en_baseline']:.3f}")
+    if "single" in b:
+        lines.append("single (main object: right shape and colour)")
+        lines += [f"  {lang}  {pct(r['accuracy'])}  (n={r['n']})" for lang, r in b["single"].items()]
+    if "mcc" in b:
+        lines.append("mcc (both objects, right shapes and colours)")
+        lines += [f"  {name:<11}{pct(r['accuracy'])}  (n={r['n']})" for name, r in b["mcc"].items()]
+    if "weights" in b:
+        lines.append("weights (\"A and B\", weight on B)")
+        lines += [f"  B at {w:<4} B shown {pct(r['weighted_present'])}, A shown {pct(r['other_present'])}  (n={r['n']})"
+                  for w, r in b["weights"].items()]  # fmt: skip
+    if "languages" in b:
+        lines.append("languages (single accuracy, gap to en, cosine similarity of the encoding to the English caption)")
+        for lang in LANGUAGES:
+            r = b["languages"][lang]
+            lines.append(f"  {lang}  {pct(r['accuracy'])}  {100 * r['gap_to_en']:+6.1f} pts  similarity {r['similarity_to_en']:.3f}")
+        lines.append(f"  unrelated English captions: similarity {b['languages']['unrelated_en_baseline']:.3f}")
+    if "paraphrase" in b:
+        lines.append("paraphrase (held-out frames: single right; pair both right; pair both right and on their sides)")
+        lines += [f"  {lang}  single {pct(r['single'])}  pair {pct(r['pair'])}  pair+sides {pct(r['pair_sides'])}  (n={r['n']} each)"
+                  for lang, r in b["paraphrase"].items()]  # fmt: skip
+    if "image_prompt" in b:
+        lines.append("image_prompt (one reference image as the prompt: shape and colour, shape, colour)")
+        for name, r in b["image_prompt"].items():
+            lines.append(f"  {name:<9}{pct(r['accuracy'])}  shape {pct(r['shape'])}  colour {pct(r['colour'])}  (n={r['n']})")
+        if "by_canvas" in b["image_prompt"].get("foreign", {}):
+            by = b["image_prompt"]["foreign"]["by_canvas"]
+            lines.append("  foreign by canvas side: " + ", ".join(f"{side} px {pct(v).strip()}" for side, v in by.items()))
     lines.append(f"elapsed: {report['elapsed_s']} s")
     return "\n".join(lines)

@@ -2,16 +2,23 @@
 
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
-from multifusion.shapes.captions import LANGUAGES, N_FRAMES, caption
+from multifusion.content_crop import crop_to_content
+from multifusion.shapes.augment import varied_reference
+from multifusion.shapes.captions import COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, frames, random_caption
+from multifusion.shapes.foreign import GROUNDS, draw_object
+from multifusion.train.data import caption_corpus
 from multifusion.shapes.dataset import ShapesDataset
 from multifusion.shapes.render import _canvas, render_reference, render_scene
-from multifusion.shapes.scorer import detect, validate
+from multifusion.shapes.scorer import detect, main_object, validate
 from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject
 
 RED_HEART = ShapeObject("heart", "red", "small")
@@ -67,6 +74,99 @@ def test_every_frame_names_every_object(lang):
     for frame in range(N_FRAMES):
         text = caption(TWO, lang, frame)
         assert "{" not in text and caption(TWO, lang, frame, True) != text
+
+
+# (object, language, colour form, one, size) -> noun phrase in the free-phrasing grammar
+NOUN_PHRASES = [
+    (RED_STAR, "en", "in", False, True, "a large star in red"),
+    (RED_HEART, "en", "named", True, False, "one heart coloured red"),
+    (ShapeObject("circle", "purple", "small"), "de", "in", False, True, "ein kleiner Kreis in Lila"),
+    (ShapeObject("heart", "green", "large"), "de", "named", False, False, "ein Herz in der Farbe Grün"),
+    (RED_STAR, "fr", "adjective", True, True, "une seule grande étoile rouge"),
+    (ShapeObject("square", "black", "small"), "fr", "named", False, False, "un carré de couleur noir"),
+    (ShapeObject("star", "yellow", "small"), "it", "adjective", True, False, "una sola stella gialla"),
+    (ShapeObject("circle", "blue", "large"), "it", "in", False, True, "un grande cerchio in blu"),
+    (ShapeObject("star", "purple", "large"), "es", "named", False, True, "una gran estrella de color morado"),
+    (ShapeObject("heart", "orange", "small"), "es", "adjective", True, False, "un solo corazón naranja"),
+]
+
+
+@pytest.mark.parametrize("obj, lang, form, only, size, expected", NOUN_PHRASES)
+def test_colour_forms_and_only_one(obj, lang, form, only, size, expected):
+    assert fill("{a:one}" if only else "{a}", one(obj), (lang,), size, form) == expected
+
+
+def test_german_frames_decline_every_colour_form():
+    scene = one(ShapeObject("circle", "red", "large"))
+    assert fill("zeichne {a:acc}", scene, ("de",), True, "named") == "zeichne einen großen Kreis in der Farbe Rot"
+    assert fill("ein Bild mit {a:dat}", scene, ("de",), True, "adjective") == "ein Bild mit einem großen roten Kreis"
+
+
+def _frame_pattern(frame: str) -> re.Pattern:
+    """A held-out frame as a regular expression: its own words literally, each slot any noun phrase."""
+    parts = re.split(r"\{[ab](?::\w+)?\}", frame.lower())
+    return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "[ .!]*$")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_held_out_frames_never_appear_in_training(lang):
+    """What the `paraphrase` benchmark measures must be phrasing no training stage read: no held-out frame is a
+    training frame, and no caption of the training corpus (what the tokenizer, the LM, the alignment and the
+    re-alignment draw from) has the structure of a held-out frame."""
+    for n in (1, 2):
+        assert not set(frames(n, lang, "held_out")) & set(frames(n, lang, "train"))
+    corpus = [c.lower() for c in caption_corpus(seed=0, count=20000)]
+    for frame in frames(1, lang, "held_out") + frames(2, lang, "held_out"):
+        pattern = _frame_pattern(frame)
+        assert not [c for c in corpus if pattern.match(c)], frame
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_frames_are_many_and_name_every_object(lang):
+    assert len(frames(1, lang)) >= 20 and len(frames(2, lang)) >= 14
+    assert len(frames(1, lang, "held_out")) >= 5 and len(frames(2, lang, "held_out")) >= 5
+    for split in ("train", "held_out"):
+        for frame in frames(2, lang, split):
+            assert "{a" in frame and "{b" in frame
+            text = fill(frame, TWO, (lang,), False, "adjective")
+            assert "{" not in text and ("Kreis" in text or "circle" in text or "cercle" in text or "cerchio" in text
+                                        or "círculo" in text)  # fmt: skip
+
+
+def test_random_captions_vary_wording_casing_and_language():
+    rng = random.Random(0)
+    texts = [random_caption(TWO, "en", rng) for _ in range(300)]
+    assert len(set(texts)) > 100
+    assert any(t[0].isupper() for t in texts) and any(t.endswith((".", "!")) for t in texts)
+    assert any("Stern" in t or "étoile" in t or "stella" in t or "estrella" in t for t in texts)  # mixed-language
+    assert all(form in COLOUR_FORMS for form in ("adjective", "in", "named"))
+
+
+def test_crop_to_content_centres_a_small_off_centre_object():
+    image = Image.new("RGB", (400, 300), (230, 240, 250))
+    ImageDraw.Draw(image).rectangle((320, 20, 360, 60), fill=(215, 35, 35))  # 41 px, top right
+    cropped = crop_to_content(image)
+    assert cropped.width == cropped.height and 41 < cropped.width < 60
+    pixels = np.asarray(cropped)
+    assert tuple(pixels[cropped.height // 2, cropped.width // 2]) == (215, 35, 35)
+    assert tuple(pixels[0, 0]) == (230, 240, 250)  # padded with the background colour
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    assert crop_to_content(photo) is photo  # no background: unchanged
+
+
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle", "star", "heart"])
+def test_varied_and_foreign_references_show_their_object(shape):
+    """Both drawing routines draw the object they are asked for in its colour: cropped to content and scaled to
+    the canvas, the scorer reads it back."""
+    rng = random.Random(shape)
+    obj = ShapeObject(shape, "blue", "large")
+    drawings = [varied_reference(obj, rng) for _ in range(3)] + [draw_object(obj, side, GROUNDS[0], rng) for side in (64, 256)]
+    sides = {im.width for im in drawings}
+    for image in drawings:
+        normalised = crop_to_content(image).resize((64, 64), Image.Resampling.LANCZOS)
+        found = main_object(normalised)
+        assert found is not None and found.colour == "blue", (shape, image.size)
+    assert len(sides) > 1
 
 
 def test_render_is_deterministic_anti_aliased_and_sided():

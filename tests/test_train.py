@@ -3,6 +3,7 @@ resumes, and the result loads as a MultiFusionPipeline that generates."""
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ def smoke(tmp_path_factory):
     config["unet"].update(steps=3, batch_size=4, scenes=16)
     config["encoder"].update(lm_steps=3, prefix_steps=2, align_steps=2, batch_size=8, vocab_size=400)
     config["realign"].update(steps=3, batch_size=4, scenes=16)
+    config["refine"].update(lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
     root = tmp_path_factory.mktemp("run")
     (root / "smoke.json").write_text(json.dumps(config))
     train(root, "all")
@@ -50,6 +52,29 @@ def test_all_stages_then_generate(smoke):
     before = (out / "vae" / "log.jsonl").read_text()
     train(smoke, "vae", "--resume")
     assert (out / "vae" / "log.jsonl").read_text() == before
+
+
+def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):
+    """`train refine --from PIPELINE`: the result reloads, crops image prompts to content, lays prompts out to the
+    refine section's longer length, and takes a held-out phrasing and a large off-centre image prompt."""
+    from multifusion import ImageSegment, MultiFusionPipeline, MultimodalPrompt
+    from multifusion.shapes.foreign import draw_object
+    from multifusion.shapes.world import ShapeObject
+
+    train(smoke, "refine", "--from", str(smoke / "out" / "realign" / "pipeline"))
+    pipe = MultiFusionPipeline.from_pretrained(smoke / "out" / "refine" / "pipeline")
+    assert pipe.encoder.config.crop_to_content and pipe.encoder.config.max_length == 56
+    logs = {json.loads(line)["stage"] for line in (smoke / "out" / "refine" / "log.jsonl").read_text().splitlines()}
+    assert logs == {"refine-lm", "refine-align", "refine-realign"}
+    reference = draw_object(ShapeObject("star", "red", "large"), 300, (255, 255, 255), random.Random(0))
+    prompt = MultimodalPrompt.of("could you please paint ", ImageSegment(reference), "?")
+    assert pipe(prompt, num_inference_steps=2).images[0].size == (64, 64)
+
+
+def test_refine_needs_a_pipeline(smoke):
+    result = subprocess.run([sys.executable, "-m", "multifusion.cli", "train", "refine", "--config", "tiny", "--from",
+                             str(smoke), "--out", str(smoke / "x")], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and "no pipeline (model_index.json)" in result.stderr
 
 
 def test_unknown_config_is_a_clear_error(tmp_path):

@@ -1,0 +1,143 @@
+"""Refine a fused pipeline to new phrasings and new image styles: stages 3(c) and 4 again, the pipeline its own
+teacher.
+
+A trained MultiFusion pipeline already draws what its canonical English captions say. Refining teaches a copy of
+its encoder to encode what the training frames say in any wording and language, and what a reference image shows
+however it was drawn, so that the pipeline's own U-Net reads them as it reads the canonical caption; then only the
+U-Net's cross-attention is re-aligned to the refined encoder, as in stage 4. Nothing is trained from scratch, so a
+model gains free phrasing and robust image prompts in a fraction of the full recipe's time (on a large model: the
+paper's alignment data changed, the diffusion model kept).
+
+Three phases, each under `train()` (resumable, logged):
+(a) refine-lm: the LM (with adapters), vision encoder and prefix learn the training frames' phrasings in five
+    languages and restatements "<image> = caption" of varied reference images (MAGMA-style).
+(b) refine-align: through the teacher U-Net's cross-attention (`reading.CrossAttentionReader`), a paraphrase in any
+    language, the scene's objects' varied images, and the canonical English caption itself, encoded by the student,
+    must be read like the teacher's encoding of the canonical English caption; token-matching InfoNCE keeps each
+    nearer its own scene than the batch's others; the LM loss stays as a regulariser.
+(c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
+    images (never both), with a share of empty prompts for guidance.
+
+    multifusion train refine --from weights/multifusion-tiny --config tiny --out runs/refined
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+
+from ..pipeline import MultiFusionPipeline
+from ..prompt import MultimodalPrompt
+from ..shapes.augment import varied_reference
+from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
+from ..shapes.world import Scene, random_object, random_scene
+from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes
+from .loop import train
+from .reading import CrossAttentionReader
+from .stage_encoder import EncoderStep, info_nce, object_prompt, restated, token_matching
+
+
+def load_student(source: Path, max_length: int) -> MultiFusionPipeline:
+    """The pipeline to refine, its encoder set to crop image prompts to content and to lay prompts out to
+    `max_length` tokens (free phrasing takes more tokens than the canonical captions its tokenizer was made for)."""
+    pipe = MultiFusionPipeline.from_pretrained(source)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.encoder.register_to_config(crop_to_content=True, max_length=max_length)
+    pipe.encoder.lm.config.max_position_embeddings = max(max_length, pipe.encoder.lm.config.max_position_embeddings)
+    return pipe
+
+
+def teacher_reader(teacher: MultiFusionPipeline, config: dict[str, Any], n: int = 64) -> CrossAttentionReader:
+    """The teacher U-Net's cross-attention with the queries it asks of `n` canonical English captions."""
+    items = scenes(n, config["seed"] + 3)
+    conditioning = teacher.encode([MultimodalPrompt.of(caption(scene, "en")) for scene, _ in items]).embeds
+    latents = encode_latents(teacher.vae, items, config["canvas"])
+    return CrossAttentionReader(teacher.unet, conditioning, latents, noise_scheduler(config), seed=config["seed"])
+
+
+def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Path, resume: bool = False) -> Path:
+    c, canvas = config["refine"], config["canvas"]
+    torch.manual_seed(config["seed"])
+    teacher = MultiFusionPipeline.from_pretrained(source).to(accelerator.device)
+    teacher.set_progress_bar_config(disable=True)
+    for module in (teacher.encoder, teacher.unet, teacher.vae):
+        module.requires_grad_(False)
+    pipe = load_student(source, c["max_length"]).to(accelerator.device)
+    tokenizer, inner = pipe.tokenizer, pipe.encoder
+    inner.requires_grad_(False)
+    encoder = accelerator.prepare(inner)
+    step = EncoderStep(encoder, inner, tokenizer, pipe.vision_processor, accelerator.device)
+    reader = teacher_reader(teacher, config)
+    rng = random.Random(config["seed"])
+    stage, batch, room = out / "refine", c["batch_size"], c["max_length"] - 1
+    phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng), tokenizer, room)  # noqa: E731
+
+    def lm_loss(_: int) -> torch.Tensor:
+        prompts = []
+        for i in range(batch):
+            scene = random_scene(rng)
+            if i % 2:  # a varied reference image restated as a caption of its object
+                obj = random_object(rng)
+                text = fitting(lambda: random_caption(Scene((obj,)), rng.choice(LANGUAGES), rng), tokenizer, room - 8)
+                prompts.append(restated(varied_reference(obj, rng), text))
+            elif rng.random() < 0.5:
+                pair = restated(phrased(scene, rng.choice(LANGUAGES)), phrased(scene, rng.choice(LANGUAGES)))
+                fits = len(tokenizer(pair.segments[0].text, add_special_tokens=False).input_ids) <= room
+                prompts.append(pair if fits else MultimodalPrompt.of(phrased(scene, rng.choice(LANGUAGES))))
+            else:
+                prompts.append(MultimodalPrompt.of(phrased(scene, rng.choice(LANGUAGES))))
+        return step.lm_loss(*step(prompts))
+
+    def align_loss(_: int) -> torch.Tensor:
+        group = [random_scene(rng) for _ in range(batch // 4)]
+        canonical = [MultimodalPrompt.of(caption(s, "en", rng.randrange(N_FRAMES), rng.random() < 0.5)) for s in group]
+        with torch.no_grad():
+            target = teacher.encode(canonical).embeds  # (G, T0, D)
+        en_inputs, en_hidden = step(canonical)
+        other_inputs, other_hidden = step([MultimodalPrompt.of(phrased(s, rng.choice(LANGUAGES))) for s in group])
+        _, image_hidden = step([object_prompt(s, rng) for s in group])
+        read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
+        t = c["align_temperature"]
+        return (read_alike + info_nce(token_matching(other_hidden, en_hidden), t) + info_nce(token_matching(image_hidden, en_hidden), t)
+                + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden)))  # fmt: skip
+
+    everything = [*inner.parameters()]
+    for name, loss, steps in (("refine-lm", lm_loss, c["lm_steps"]), ("refine-align", align_loss, c["align_steps"])):
+        inner.requires_grad_(True)
+        train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
+    inner.requires_grad_(False)
+    inner.eval()
+    del teacher, reader
+
+    unet = pipe.unet
+    unet.requires_grad_(False)
+    cross_attention = [p for name, m in unet.named_modules() if name.endswith("attn2") for p in m.parameters()]
+    for p in cross_attention:
+        p.requires_grad_(True)
+    unet = accelerator.prepare(unet)
+    scheduler = noise_scheduler(config)
+    items = scenes(c["scenes"], config["seed"] + 4)
+    latents = encode_latents(pipe.vae, items, canvas)
+
+    def condition(scene) -> MultimodalPrompt:
+        draw = rng.random()
+        if draw < c["uncond_prob"]:
+            return MultimodalPrompt()
+        if draw < c["uncond_prob"] + c["image_prob"]:
+            return object_prompt(scene, rng)
+        return MultimodalPrompt.of(fitting(lambda: random_caption(scene, "en", rng, mixed_prob=0.0), tokenizer, room))
+
+    def realign_loss(_: int) -> torch.Tensor:
+        index = rng.sample(range(len(items)), c["realign_batch_size"])
+        conditioning = pipe.encode([condition(items[i][0]) for i in index]).embeds
+        return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning)
+
+    train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
+    pipe.unet = accelerator.unwrap_model(unet).eval()
+    pipe.save_pretrained(stage / "pipeline")
+    return stage / "pipeline"
+
