@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from .checks import shorten
 from .errors import MultiFusionError, PromptError
 from .prompt import DEFAULT_LIMITS, MultimodalPrompt
 from .train import STAGES
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     gen.add_argument("--out", default="multifusion.png",
                      help="output PNG; with several images, NAME-1.png, NAME-2.png, ... (default: multifusion.png)")  # fmt: skip
+    gen.add_argument("--mkdir", action="store_true", help="create the output's missing parent folders")
     gen.set_defaults(run=_generate)
 
     ev = commands.add_parser("eval", help="run the shapes-world benchmarks on a pipeline; JSON report")
@@ -99,13 +102,30 @@ def _read_prompt(text: str, images: list[tuple[str, str]]) -> MultimodalPrompt:
     return parse_prompt(text, loaded).validate()
 
 
-def _output_paths(out: str, count: int) -> list[Path]:
+def _output_paths(out: str, count: int, mkdir: bool = False) -> list[Path]:
+    """The PNG paths to write, checked before any model loads: a writable folder (created only with --mkdir) and
+    no folder where a file should go."""
     path = Path(out)
     if path.suffix.lower() != ".png":
-        raise PromptError(f"--out must name a .png file, got {out!r}")
-    if count == 1:
-        return [path]
-    return [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(count)]
+        raise PromptError(f"--out must name a .png file, got {shorten(out)}")
+    parent = path.parent
+    if mkdir and not parent.exists():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as error:
+            raise PromptError(f"--out: cannot create {parent} ({error.strerror or 'not possible'})") from None
+    if not parent.is_dir():
+        raise PromptError(f"--out: {parent} is not a folder" + ("" if parent.exists() else " (add --mkdir to create it)"))
+    try:  # a probe file says more than permission bits (root, read-only mounts, /proc)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".multifusion-probe-"):
+            pass
+    except OSError as error:
+        raise PromptError(f"--out: {parent} is not writable ({error.strerror or type(error).__name__})") from None
+    paths = [path] if count == 1 else [path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(count)]
+    for target in paths:
+        if target.is_dir():
+            raise PromptError(f"--out: {target} is a folder")
+    return paths
 
 
 def _load_runtime(model_arg: str | None, device: str | None):
@@ -188,7 +208,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from .metadata import generation_record, save_png
-    from .runtime import GenerationSettings
+    from .runtime import GenerationSettings, image_seed, pick_device
     from .syntax import parse_prompt
 
     prompt = _read_prompt(args.prompt, args.image)
@@ -198,13 +218,17 @@ def _generate(args: argparse.Namespace) -> int:
         num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=not args.no_balance,
     )  # fmt: skip
     settings.validate(size_multiple=1)  # cheap checks now; the model's size multiple once it is loaded
-    paths = _output_paths(args.out, args.num_images)
+    paths = _output_paths(args.out, args.num_images, args.mkdir)
+    pick_device(args.device)  # an unknown or missing device is an error before the model loads
 
     runtime, model = _load_runtime(args.model, args.device)
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):
-        record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=args.seed + index)
-        save_png(image, path, record)
+        record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=image_seed(args.seed, index))
+        try:
+            save_png(image, path, record)
+        except OSError as error:
+            raise PromptError(f"--out: cannot write {path} ({error.strerror or type(error).__name__})") from None
         print(path)
     return 0
 

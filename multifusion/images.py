@@ -20,6 +20,11 @@ from .errors import PromptError
 
 # Refuse larger encoded payloads before decoding anything (data URLs arrive from the network).
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
+# Each side and the aspect ratio are bounded too (read from the header): a 1048576x16 image has few pixels but
+# costs seconds and gigabytes in an image processor. Decoded images are reduced to WORKING_SIDE before use.
+MAX_IMAGE_SIDE = 8192
+MAX_ASPECT_RATIO = 16
+WORKING_SIDE = 1024
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._+-]+)*;base64,", re.ASCII)
 
 
@@ -43,9 +48,8 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         raise PromptError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_IMAGE_BYTES // 2**20} MiB")
     try:
         image = Image.open(io.BytesIO(data))
-        width, height = image.size  # read from the header, before any pixel is decoded
-        if width * height > max_pixels:
-            raise PromptError(f"{what} is {width}x{height} pixels; the limit is {max_pixels:,} pixels")
+        check_dimensions(*image.size, max_pixels, what)  # read from the header, before any pixel is decoded
+        image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale where it can
         image.load()
     except PromptError:
         raise
@@ -53,7 +57,27 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         raise PromptError(f"{what} is a decompression bomb; the limit is {max_pixels:,} pixels") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise PromptError(f"{what} is not a readable image file ({error})") from None
-    return image.convert("RGB")
+    return reduced(image.convert("RGB"))
+
+
+def check_dimensions(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Refuse an image by its size alone: pixels, longest side and aspect ratio."""
+    if width < 1 or height < 1:
+        raise PromptError(f"{what} has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise PromptError(f"{what} is {width}x{height} pixels; the limit is {max_pixels:,} pixels")
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise PromptError(f"{what} is {width}x{height} pixels; each side may be at most {MAX_IMAGE_SIDE:,}")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise PromptError(f"{what} is {width}x{height} pixels; the aspect ratio may be at most {MAX_ASPECT_RATIO}:1")
+
+
+def reduced(image: Image.Image) -> Image.Image:
+    """The image with its longer side at most WORKING_SIDE (area-averaged), the aspect kept."""
+    if max(image.size) > WORKING_SIDE:
+        image = image.copy()
+        image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    return image
 
 
 def load_image(
@@ -72,9 +96,8 @@ def load_image(
         what: how error messages name the image (e.g. "segment 3 (image)").
     """
     if isinstance(ref, Image.Image):
-        if ref.width * ref.height > max_pixels:
-            raise PromptError(f"{what} is {ref.width}x{ref.height} pixels; the limit is {max_pixels:,} pixels")
-        return ref.convert("RGB")
+        check_dimensions(ref.width, ref.height, max_pixels, what)
+        return reduced(ref.convert("RGB"))
     if isinstance(ref, bytes):
         return decode_image(ref, max_pixels, what)
     if isinstance(ref, str) and (match := _DATA_URL.match(ref)):

@@ -8,7 +8,6 @@ A weight is the factor by which attention to the segment's tokens is multiplied 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -16,6 +15,7 @@ from typing import Any, Union
 
 from PIL import Image
 
+from .checks import check_unicode, finite_number, is_blank, shorten
 from .errors import PromptError
 from .images import image_digest, load_image, to_data_url
 
@@ -36,6 +36,7 @@ class PromptLimits:
 
 
 DEFAULT_LIMITS = PromptLimits()
+MAX_NAME_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class MultimodalPrompt:
             else:
                 raise PromptError(f"{what}: expected a TextSegment or ImageSegment, got {type(segment).__name__}")
             _check_weight(segment.weight, what, limits)
+        if self.segments and not allow_empty and all(isinstance(s, TextSegment) and is_blank(s.text) for s in self.segments):
+            raise PromptError("the prompt is empty: it has no visible text (only spaces or invisible characters) and no image")
         return self
 
     # --- JSON -------------------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ class MultimodalPrompt:
             raise PromptError('a prompt must be a JSON object like {"segments": [...]}')
         unknown = set(data) - {"segments"}
         if unknown:
-            raise PromptError(f"unknown prompt field(s): {', '.join(sorted(map(str, unknown)))}")
+            raise PromptError(f"unknown prompt field(s): {', '.join(sorted(shorten(k) for k in unknown)[:5])}")
         items = data["segments"]
         if not isinstance(items, list):
             raise PromptError('"segments" must be a list')
@@ -231,13 +234,11 @@ def _segment_from_dict(index: int, item: Any, load: Callable[[Any, str], Image.I
     kind = item.get("type")
     keys = {"text": _TEXT_KEYS, "image": _IMAGE_KEYS}.get(kind) if isinstance(kind, str) else None
     if keys is None:
-        raise PromptError(f'{where}: "type" must be "text" or "image", got {kind!r}')
+        raise PromptError(f'{where}: "type" must be "text" or "image", got {shorten(kind)}')
     unknown = set(item) - keys
     if unknown:
-        raise PromptError(f"{where} ({kind}): unknown field(s) {', '.join(sorted(map(str, unknown)))}")
-    weight = item.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise PromptError(f"{where} ({kind}): the weight must be a number, got {weight!r}")
+        raise PromptError(f"{where} ({kind}): unknown field(s) {', '.join(sorted(shorten(k) for k in unknown)[:5])}")
+    weight = finite_number(item.get("weight", 1.0), f"{where} ({kind}): weight", DEFAULT_LIMITS.min_weight, DEFAULT_LIMITS.max_weight)
     if kind == "text":
         text, lang = item.get("text"), item.get("lang")
         if not isinstance(text, str):
@@ -258,12 +259,13 @@ def _segment_from_dict(index: int, item: Any, load: Callable[[Any, str], Image.I
 def _check_text(segment: TextSegment, what: str, limits: PromptLimits) -> None:
     if not isinstance(segment.text, str):
         raise PromptError(f"{what}: the text must be a string, got {type(segment.text).__name__}")
-    if not segment.text:
-        raise PromptError(f"{what} is empty: type some text or remove the segment")
     if len(segment.text) > limits.max_text_chars:
         raise PromptError(f"{what} has {len(segment.text)} characters; the limit is {limits.max_text_chars}")
+    check_unicode(segment.text, what)
+    if not segment.text:
+        raise PromptError(f"{what} is empty: type some text or remove the segment")
     if segment.lang is not None and segment.lang not in LANGUAGES:
-        raise PromptError(f"{what}: unknown language {segment.lang!r}; use one of {', '.join(LANGUAGES)} or auto")
+        raise PromptError(f"{what}: unknown language {shorten(segment.lang)}; use one of {', '.join(LANGUAGES)} or auto")
 
 
 def _check_image(segment: ImageSegment, what: str, limits: PromptLimits) -> None:
@@ -276,10 +278,11 @@ def _check_image(segment: ImageSegment, what: str, limits: PromptLimits) -> None
         raise PromptError(
             f"{what} is {image.width}x{image.height} pixels; the limit is {limits.max_image_pixels:,} pixels"
         )
+    if segment.name is not None:
+        if not isinstance(segment.name, str) or len(segment.name) > MAX_NAME_CHARS:
+            raise PromptError(f"{what}: the name must be a string of at most {MAX_NAME_CHARS} characters")
+        check_unicode(segment.name, f"{what}: the name")
 
 
 def _check_weight(weight: Any, what: str, limits: PromptLimits) -> None:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise PromptError(f"{what}: the weight must be a number, got {weight!r}")
-    if not math.isfinite(weight) or not limits.min_weight <= weight <= limits.max_weight:
-        raise PromptError(f"{what}: weight {weight} is outside [{limits.min_weight:g}, {limits.max_weight:g}]")
+    finite_number(weight, f"{what}: weight", limits.min_weight, limits.max_weight)

@@ -9,7 +9,6 @@ never on the batch it was made in or on the device.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -21,6 +20,7 @@ import PIL.Image
 import torch
 
 from .attention import MANIPULATE_MODES
+from .checks import finite_number, shorten
 from .errors import OutOfMemoryError, PromptError
 from .pipeline import MultiFusionPipeline, PromptEncoding, as_prompts
 from .prompt import MultimodalPrompt
@@ -61,7 +61,7 @@ class GenerationSettings:
     def validate(self, size_multiple: int = 8) -> GenerationSettings:
         def integer(name: str, value: Any, low: int, high: int) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise PromptError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+                raise PromptError(f"{name} must be a whole number from {low} to {high}, got {shorten(value)}")
 
         integer("steps", self.steps, 1, self.max_steps)
         integer("seed", self.seed, 0, MAX_SEED)
@@ -72,12 +72,13 @@ class GenerationSettings:
                 integer(name, value, size_multiple, self.max_side)
                 if value % size_multiple:
                     raise PromptError(f"{name} must be a multiple of {size_multiple}, got {value}")
-        if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)):
-            raise PromptError(f"guidance must be a number, got {self.guidance!r}")
-        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 30:
-            raise PromptError(f"guidance must be between 0 and 30, got {self.guidance}")
-        if self.manipulate not in MANIPULATE_MODES:
-            raise PromptError(f"manipulation mode must be one of {', '.join(MANIPULATE_MODES)}, got {self.manipulate!r}")
+        finite_number(self.guidance, "guidance", 0, 30)
+        if not isinstance(self.manipulate, str) or self.manipulate not in MANIPULATE_MODES:
+            raise PromptError(f"manipulation mode must be one of {', '.join(MANIPULATE_MODES)}, got {shorten(self.manipulate)}")
+        if not isinstance(self.auto_balance, bool):
+            raise PromptError(f"auto_balance must be true or false, got {shorten(self.auto_balance)}")
+        if self.negative is not None and not isinstance(self.negative, (MultimodalPrompt, str)):
+            raise PromptError(f"the negative prompt must be a text or a prompt, got {shorten(self.negative)}")
         return self
 
     def record(self) -> dict[str, Any]:
@@ -89,8 +90,19 @@ class GenerationSettings:
 
 
 def pick_device(requested: str | None = None) -> torch.device:
+    """The requested device if this machine has it (a clear `PromptError` if not), else cuda > mps > cpu."""
     if requested:
-        return torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise PromptError(f"unknown device {shorten(requested)}; use cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+            raise PromptError(f"device {requested!r} is not available: this torch build or machine has no such CUDA device")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise PromptError("device 'mps' is not available on this machine")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise PromptError(f"device {requested!r} is not supported; use cpu, cuda, cuda:N or mps")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -237,6 +249,12 @@ def _stack(encodings: Sequence[PromptEncoding]) -> tuple[torch.Tensor, torch.Ten
     return embeds, torch.stack([zeros if e.unet_bias is None else e.unet_bias[0] for e in encodings])
 
 
+def image_seed(seed: int, index: int) -> int:
+    """The seed of image `index` of a request: `seed + index`, wrapping past MAX_SEED to 0, so every recorded
+    seed is one a request may ask for again."""
+    return (seed + index) % (MAX_SEED + 1)
+
+
 def seeded_generators(seed: int, count: int) -> list[torch.Generator]:
-    """One CPU generator per image, seeded `seed + i`: the same image on any device and in any batch."""
-    return [torch.Generator("cpu").manual_seed((seed + i) % (MAX_SEED + 1)) for i in range(count)]
+    """One CPU generator per image, seeded `image_seed(seed, i)`, on the CPU whatever the device."""
+    return [torch.Generator("cpu").manual_seed(image_seed(seed, i)) for i in range(count)]

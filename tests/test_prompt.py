@@ -16,6 +16,7 @@ from PIL import Image
 
 from multifusion import ImageSegment, MultimodalPrompt, PromptError, PromptLimits, TextSegment
 from multifusion import format_prompt, parse_prompt
+from multifusion.checks import is_blank
 from multifusion.images import load_image, to_data_url
 
 RED = Image.new("RGB", (8, 8), "red")
@@ -79,7 +80,7 @@ image_segments = st.builds(
 )
 prompts = st.lists(st.one_of(text_segments, image_segments), min_size=1, max_size=8).map(
     lambda segs: MultimodalPrompt(tuple(segs))
-)
+).filter(lambda p: not all(isinstance(s, TextSegment) and is_blank(s.text) for s in p.segments))  # a prompt says something
 
 
 def _consistent_names(prompt):

@@ -5,7 +5,9 @@ and the plain handlers in `handlers.py`; user mistakes become `gr.Error` message
 from __future__ import annotations
 
 import functools
+import logging
 import random
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from .composer import composer, with_thumbnails
 from .examples import EXAMPLES_DIR, load_examples
 from .handlers import Cancelled, Studio
 
+LOG = logging.getLogger("multifusion.studio")
 GPU = "multifusion-gpu"  # every event that runs the pipeline shares one concurrency group: one at a time
 QUEUE_SIZE = 16
 # System fonts only: the page must work offline, so nothing is fetched from a font CDN.
@@ -36,7 +39,9 @@ CSS = """
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn project errors into `gr.Error` (shown to the user) and a cancel into a notice."""
+    """Turn project errors into `gr.Error` (shown to the user) and a cancel into a notice. Any other exception is
+    a bug: the client gets a short message with an id, and the server log gets the id with the traceback, so no
+    internals (object reprs, addresses, paths) ever reach a client."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -47,6 +52,13 @@ def user_errors(fn: Callable) -> Callable:
         except Cancelled:
             gr.Info("Generation cancelled.")
             return gr.skip()
+        except gr.Error:
+            raise
+        except Exception:
+            incident = uuid.uuid4().hex[:8]
+            LOG.exception("internal error %s in %s", incident, fn.__name__)
+            raise gr.Error(f"Something went wrong on the server (error id {incident}); the request changed nothing.",
+                           print_exception=False) from None  # fmt: skip
 
     return wrapper
 

@@ -18,11 +18,12 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from multifusion.checks import check_unicode, is_blank, shorten
 from multifusion.errors import PromptError
 from multifusion.images import load_image, to_data_url
 from multifusion.metadata import generation_record, read_record, save_png
 from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt, TextSegment
-from multifusion.runtime import GenerationSettings, Runtime
+from multifusion.runtime import GenerationSettings, Runtime, image_seed
 from multifusion.syntax import parse_prompt
 
 SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
@@ -121,17 +122,29 @@ def settings_from(values: dict[str, Any]) -> GenerationSettings:
         raise PromptError("settings must be a JSON object")
     unknown = set(values) - set(SETTING_KEYS)
     if unknown:
-        raise PromptError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTING_KEYS)}")
+        shown = ", ".join(sorted(shorten(k) for k in unknown)[:5])
+        raise PromptError(f"unknown setting(s): {shown}; known: {', '.join(SETTING_KEYS)}")
     kwargs = dict(values)
     for key in ("steps", "seed", "num_images", "width", "height"):
         if kwargs.get(key) is not None and isinstance(kwargs[key], float) and kwargs[key].is_integer():
             kwargs[key] = int(kwargs[key])  # sliders and JSON send 25.0 for 25
-    negative = kwargs.get("negative")
-    if isinstance(negative, dict):
-        kwargs["negative"] = MultimodalPrompt.from_dict(negative)
-    elif isinstance(negative, str):
-        kwargs["negative"] = parse_prompt(negative).validate(allow_empty=True) if negative.strip() else None
+    kwargs["negative"] = _negative(kwargs.get("negative"))
     return GenerationSettings(**kwargs).validate()
+
+
+def _negative(value: Any) -> MultimodalPrompt | None:
+    """The negative prompt from a string (prompt syntax), a prompt object, or None; errors say "negative prompt"."""
+    if value is not None and not isinstance(value, (str, dict)):
+        raise PromptError(f"the negative prompt must be a text or a prompt object, got {shorten(value)}")
+    try:
+        if isinstance(value, dict):
+            return MultimodalPrompt.from_dict(value)
+        if isinstance(value, str):
+            check_unicode(value, "the text")
+            return None if is_blank(value) else parse_prompt(value).validate(allow_empty=True)
+    except PromptError as error:
+        raise PromptError(f"negative prompt, {error}") from None
+    return None
 
 
 # --- generation ------------------------------------------------------------------------------------------------
@@ -165,9 +178,9 @@ def generate(
     paths, records = [], []
     for index, image in enumerate(images):
         record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
-                                   image_seed=settings.seed + index)  # fmt: skip
+                                   image_seed=image_seed(settings.seed, index))  # fmt: skip
         digest = ImageSegment(image).digest[:12]
-        paths.append(save_png(image, studio.output_dir / f"multifusion-{settings.seed + index}-{digest}.png", record))
+        paths.append(save_png(image, studio.output_dir / f"multifusion-{record['image_seed']}-{digest}.png", record))
         records.append(record)
     return Result(images, paths, records)
 
@@ -176,13 +189,22 @@ def compare_languages(
     studio: Studio, texts: dict[str, str], settings: GenerationSettings
 ) -> tuple[list[tuple[Image.Image, str]], dict[str, float]]:
     """The same seed for one prompt in several languages; each language's encoding similarity to the first."""
-    filled = {lang: text for lang, text in texts.items() if isinstance(text, str) and text.strip()}
+    unknown = set(texts) - set(LANGUAGES)
+    if unknown:
+        raise PromptError(f"unknown language(s): {', '.join(sorted(shorten(k) for k in unknown)[:5])}; use {', '.join(LANGUAGES)}")
+    for lang, text in texts.items():
+        if not isinstance(text, str):
+            raise PromptError(f"{lang}: the prompt must be a text, got {shorten(text)}")
+        check_unicode(text, f"{lang}: the prompt")
+    filled = {lang: text for lang, text in texts.items() if not is_blank(text)}
     if not filled:
         raise PromptError("write the prompt in at least one language")
-    unknown = set(filled) - set(LANGUAGES)
-    if unknown:
-        raise PromptError(f"unknown language(s): {', '.join(sorted(unknown))}")
-    prompts = {lang: parse_prompt(text).validate() for lang, text in filled.items()}
+    prompts = {}
+    for lang, text in filled.items():
+        try:
+            prompts[lang] = parse_prompt(text).validate()
+        except PromptError as error:
+            raise PromptError(f"{lang}: {error}") from None
     first = next(iter(prompts))
     reference = _mean_encoding(studio, prompts[first])
     one_each = GenerationSettings(**{**settings.__dict__, "num_images": 1})
