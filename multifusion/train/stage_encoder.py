@@ -5,7 +5,8 @@
 (b) prefix: MAGMA-style, the vision encoder and image prefix (and the adapters) learn to make the frozen LM
     restate a scene from its image tokens ("<image> = ein roter Kreis").
 (c) align: the "semantic bias tuning" analogue: the LM, adapters, prefix and vision encoder learn to encode a
-    caption's translations, and the scene's object images, so that the U-Net reads them like the English caption.
+    caption's translations and paraphrases (any training frame, any language), and the scene's object images
+    (varied as people draw them), so that the U-Net reads them like the English caption in one of stage 2's frames.
     Three terms: the stage-2 U-Net's own cross-attention, through a learned linear readout, must read the
     translation and the images as it reads the stage-2 text encoder's states for the English caption
     (`reading.CrossAttentionReader`: its attention outputs for queries it really asks); English states, through the
