@@ -39,6 +39,8 @@ class RuntimeOptions:
     compile_unet: bool = False  # torch.compile the U-Net (slow first call, faster after)
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
+    max_side_multiple: int = 4  # the largest width/height a request may ask for, in multiples of the native size
+    max_cost: float = 400.0  # per request: images x steps x (pixels / native pixels); 400 = 8 native images x 50 steps
 
 
 @dataclass
@@ -170,6 +172,27 @@ class Runtime:
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, options)
 
+    @property
+    def native_side(self) -> int:
+        """The side the model was trained at (its U-Net's sample size times the VAE's scale)."""
+        return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+
+    @property
+    def max_side(self) -> int:
+        return self.native_side * self.options.max_side_multiple
+
+    def check_cost(self, settings: GenerationSettings, n_prompts: int = 1) -> None:
+        """Refuse a request bigger than this model's limits: a side over `max_side`, or a cost (images x steps x
+        pixels relative to the native size) over `max_cost`, saying what to reduce."""
+        width, height = settings.width or self.native_side, settings.height or self.native_side
+        if max(width, height) > self.max_side:
+            raise PromptError(f"{width}x{height} is larger than this model allows: at most {self.max_side} px a side "
+                              f"({self.options.max_side_multiple}x its native {self.native_side} px)")  # fmt: skip
+        cost = n_prompts * settings.num_images * settings.steps * width * height / self.native_side**2
+        if cost > self.options.max_cost:
+            raise PromptError(f"this request costs {cost:,.0f} native-image steps (images x steps x size); the limit "
+                              f"is {self.options.max_cost:,.0f}: use fewer images or steps, or a smaller size")  # fmt: skip
+
     def encode(self, prompt: MultimodalPrompt, manipulate: str = "both", auto_balance: bool = True) -> PromptEncoding:
         """The encoding of one validated prompt, from the cache when the same content was encoded before."""
         key = (prompt.content_key(), manipulate, auto_balance)
@@ -199,6 +222,7 @@ class Runtime:
         (the same seed across prompts, as a language comparison wants).
         """
         settings = (settings or GenerationSettings()).validate(self.pipe.size_multiple)
+        self.check_cost(settings, len(prompts))
         positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
         if not positives:
             raise PromptError("no prompt to generate from")

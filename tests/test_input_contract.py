@@ -177,3 +177,17 @@ def test_cli_device_problems_are_one_line(tmp_path, device, message):
 def test_cli_json_prompts_with_bad_values_are_one_line(tmp_path, prompt):
     result = cli("generate", prompt, "--out", "x.png", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_request_costs_follow_the_loaded_model():
+    """A 64-px model takes at most 256 px a side and 400 native-image steps a request, whatever a client asks."""
+    from multifusion.runtime import Runtime, RuntimeOptions
+    from multifusion.testing import tiny_pipeline
+
+    runtime = Runtime(tiny_pipeline(), RuntimeOptions(device="cpu"))
+    assert (runtime.native_side, runtime.max_side) == (64, 256)
+    with pytest.raises(PromptError, match="at most 256 px a side"):
+        runtime.generate("a red circle", GenerationSettings(width=1024, height=1024, steps=2))
+    with pytest.raises(PromptError, match="costs 800 native-image steps"):
+        runtime.generate("a red circle", GenerationSettings(num_images=8, steps=100))
+    assert len(runtime.generate("a red circle", GenerationSettings(width=128, steps=2))) == 1

@@ -106,8 +106,9 @@ def build_demo(
                         steps = gr.Slider(1, 100, value=25, step=1, label="Steps")
                         guidance = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance")
                         with gr.Row():
-                            width = gr.Slider(multiple, 1024, value=default_side, step=multiple, label="Width")
-                            height = gr.Slider(multiple, 1024, value=default_side, step=multiple, label="Height")
+                            max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
+                            width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width")
+                            height = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Height")
                         num_images = gr.Slider(1, 8, value=2, step=1, label="Images")
                         with gr.Row():
                             manipulate = gr.Radio(["both", "encoder", "unet"], value="both", label="Weights act in")

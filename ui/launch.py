@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from multifusion.images import MAX_IMAGE_BYTES
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 
 from .demo import CSS, THEME, build_demo
 from .handlers import Studio
+
+MAX_UPLOAD = MAX_IMAGE_BYTES  # the largest file a visitor may upload (images are the only uploads)
 
 
 def load_studio(model: str | None = None, options: RuntimeOptions | None = None) -> Studio:
@@ -35,4 +38,4 @@ def zero_gpu_wrapper() -> Callable[[Callable], Callable]:
 def launch(host: str | None = None, port: int | None = None, model: str | None = None) -> None:
     studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"))
     demo = build_demo(studio, zero_gpu_wrapper())
-    demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True)
+    demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True, max_file_size=MAX_UPLOAD)
