@@ -12,7 +12,7 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from multifusion import ImageSegment, MultimodalPrompt, PromptError, TextSegment
+from multifusion import ImageSegment, MultimodalPrompt, PromptError
 from multifusion.images import WORKING_SIDE, load_image
 from multifusion.runtime import MAX_SEED, GenerationSettings, image_seed
 from ui import handlers

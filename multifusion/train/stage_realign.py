@@ -53,6 +53,17 @@ def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: d
     return float(r2)
 
 
+def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str, Any]) -> MultimodalPrompt:
+    """What one re-alignment sample is conditioned on: nothing (share `uncond_prob`), its objects' varied images
+    (share `image_prob`), or else an English training-frame caption (English only, as in the paper)."""
+    draw = rng.random()
+    if draw < c["uncond_prob"]:
+        return MultimodalPrompt()
+    if draw < c["uncond_prob"] + c["image_prob"]:
+        return object_prompt(scene, rng)
+    return MultimodalPrompt.of(fitting(lambda: random_caption(scene, "en", rng, mixed_prob=0.0), tokenizer, max_length - 1))
+
+
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
     c = config["realign"]
     torch.manual_seed(config["seed"])
@@ -79,18 +90,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     items = scenes(c["scenes"], config["seed"] + 2)
     latents = encode_latents(vae, items, config["canvas"])
 
-    def condition(scene) -> MultimodalPrompt:
-        draw = rng.random()
-        if draw < c["uncond_prob"]:
-            return MultimodalPrompt()
-        if draw < c["uncond_prob"] + c["image_prob"]:
-            return object_prompt(scene, rng)
-        draw = lambda: random_caption(scene, "en", rng, mixed_prob=0.0)  # noqa: E731  English only, as in the paper
-        return MultimodalPrompt.of(fitting(draw, tokenizer, encoder.config.max_length - 1))
-
     def loss_fn(step: int) -> torch.Tensor:
         index = rng.sample(range(len(items)), c["batch_size"])
-        conditioning = pipe.encode([condition(items[i][0]) for i in index]).embeds
+        conditioning = pipe.encode([condition(items[i][0], rng, tokenizer, encoder.config.max_length, c) for i in index]).embeds
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning)
 
     train("realign", cross_attention, [unet], loss_fn, c["steps"], c["lr"], stage, accelerator, resume)

@@ -39,6 +39,7 @@ from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scen
 from .loop import train
 from .reading import CrossAttentionReader
 from .stage_encoder import EncoderStep, info_nce, object_prompt, restated, token_matching
+from .stage_realign import condition
 
 
 def load_student(source: Path, max_length: int) -> MultiFusionPipeline:
@@ -111,7 +112,6 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
     inner.requires_grad_(False)
     inner.eval()
-    del teacher, reader
 
     unet = pipe.unet
     unet.requires_grad_(False)
@@ -123,17 +123,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
     items = scenes(c["scenes"], config["seed"] + 4)
     latents = encode_latents(pipe.vae, items, canvas)
 
-    def condition(scene) -> MultimodalPrompt:
-        draw = rng.random()
-        if draw < c["uncond_prob"]:
-            return MultimodalPrompt()
-        if draw < c["uncond_prob"] + c["image_prob"]:
-            return object_prompt(scene, rng)
-        return MultimodalPrompt.of(fitting(lambda: random_caption(scene, "en", rng, mixed_prob=0.0), tokenizer, room))
-
     def realign_loss(_: int) -> torch.Tensor:
         index = rng.sample(range(len(items)), c["realign_batch_size"])
-        conditioning = pipe.encode([condition(items[i][0]) for i in index]).embeds
+        conditioning = pipe.encode([condition(items[i][0], rng, tokenizer, c["max_length"], c) for i in index]).embeds
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning)
 
     train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
