@@ -213,23 +213,21 @@ class Evaluator:
         n = self.config.n("image_prompt")
         combos = [(shape, colour) for shape in SHAPES for colour in COLOURS]
         objects = [ShapeObject(*combos[i % len(combos)], rng.choice(SIZES)) for i in range(n)]
+        sides = [FOREIGN_SIDES[i % len(FOREIGN_SIDES)] for i in range(n)]  # foreign canvases in turn
         references = {
             "renderer": [render_reference(o, seed=rng.randrange(2**31)) for o in objects],
-            "foreign": [draw_object(o, FOREIGN_SIDES[i % len(FOREIGN_SIDES)], GROUNDS[(i // len(FOREIGN_SIDES)) % len(GROUNDS)], rng)
-                        for i, o in enumerate(objects)],  # fmt: skip
+            "foreign": [draw_object(o, side, GROUNDS[(i // len(FOREIGN_SIDES)) % len(GROUNDS)], rng)
+                        for i, (o, side) in enumerate(zip(objects, sides))],  # fmt: skip
         }
         result: dict[str, Any] = {}
         for name, refs in references.items():
             found = [main_object(im) for im in self.generate([MultimodalPrompt.of(ImageSegment(r)) for r in refs])]
             shape = [m is not None and m.shape == o.shape for m, o in zip(found, objects)]
             colour = [m is not None and m.colour == o.colour for m, o in zip(found, objects)]
-            result[name] = {"accuracy": _share([a and b for a, b in zip(shape, colour)]), "shape": _share(shape),
-                            "colour": _share(colour), "n": n}  # fmt: skip
+            right = [a and b for a, b in zip(shape, colour)]
+            result[name] = {"accuracy": _share(right), "shape": _share(shape), "colour": _share(colour), "n": n}
             if name == "foreign":
-                result[name]["by_canvas"] = {
-                    str(side): _share([a and b for i, (a, b) in enumerate(zip(shape, colour)) if FOREIGN_SIDES[i % len(FOREIGN_SIDES)] == side])
-                    for side in FOREIGN_SIDES
-                }  # fmt: skip
+                result[name]["by_canvas"] = {str(side): _share([r for r, s in zip(right, sides) if s == side]) for side in FOREIGN_SIDES}
         return result
 
     def run(self, benchmarks: Sequence[str] = BENCHMARKS) -> dict[str, Any]:
