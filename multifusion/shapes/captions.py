@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 
-from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO
+from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO, composed_two
 from .world import Scene, ShapeObject
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "it", "es")
@@ -130,8 +130,12 @@ def frames(n_objects: int, lang: str, split: str = "train") -> list[str]:
     """The sentence frames for scenes of `n_objects` in `lang`; `split` is "train" or "held_out"."""
     if lang not in _PHRASE:
         raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
-    table = {("train", 1): TRAIN_ONE, ("train", 2): TRAIN_TWO, ("held_out", 1): HELD_OUT_ONE, ("held_out", 2): HELD_OUT_TWO}
+    table = {("train", 1): TRAIN_ONE, ("train", 2): _TRAIN_TWO, ("held_out", 1): HELD_OUT_ONE, ("held_out", 2): HELD_OUT_TWO}
     return table[split, n_objects][lang]
+
+
+# the listed two-object training frames first (the original five lead), then the composed ones they lack
+_TRAIN_TWO = {lang: listed + [f for f in dict.fromkeys(composed_two(lang)) if f not in listed] for lang, listed in TRAIN_TWO.items()}
 
 
 def fill(template: str, scene: Scene, langs: tuple[str, ...], mention_size: bool = False, colour_form: str = "adjective") -> str:

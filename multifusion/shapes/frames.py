@@ -14,6 +14,8 @@ the English-conditioned U-Net, reads its English ones; `caption(scene, lang, fra
 
 from __future__ import annotations
 
+import re
+
 TRAIN_ONE: dict[str, list[str]] = {
     "en": ["{a}", "a picture of {a}", "{a} on a plain background", "there is {a}", "an image showing {a}",
            "draw {a}", "please draw {a}", "show me {a}", "I want {a}", "only {a}", "just {a}", "a drawing of {a}",
@@ -94,3 +96,65 @@ HELD_OUT_TWO: dict[str, list[str]] = {
            "dibuja {a} a la izquierda y {b} a la derecha, por favor", "quiero una imagen de {a} y {b}",
            "muestra {a} y {b} sobre un fondo claro"],
 }  # fmt: skip
+
+# Two-object training frames composed from parts: every arrangement of the two objects (sides named after or
+# before them, left or right first, joined by "and" or a comma, or one object placed relative to the other) inside
+# every wrapper (requests, imperatives, filler). `{a:C}` takes the wrapper's German case. A composed frame with the
+# structure of a held-out frame is dropped (`held_out_pattern`), so the held-out frames stay unseen.
+ARRANGEMENTS_TWO: dict[str, list[str]] = {
+    "en": ["{a:C} and {b:C}", "{a:C} on the left and {b:C} on the right", "{a:C} on the left, {b:C} on the right",
+           "{b:C} on the right and {a:C} on the left", "{b:C} on the right, {a:C} on the left",
+           "on the left {a:C} and on the right {b:C}", "on the left {a:C}, on the right {b:C}",
+           "on the right {b:C} and on the left {a:C}", "on the right {b:C}, on the left {a:C}", "{a:C} to the left of {b:C}"],
+    "de": ["{a:C} und {b:C}", "{a:C} links und {b:C} rechts", "{a:C} links, {b:C} rechts", "{b:C} rechts und {a:C} links",
+           "{b:C} rechts, {a:C} links", "links {a:C} und rechts {b:C}", "links {a:C}, rechts {b:C}",
+           "rechts {b:C} und links {a:C}", "rechts {b:C}, links {a:C}", "{a:C} links von {b:dat}"],
+    "fr": ["{a:C} et {b:C}", "{a:C} à gauche et {b:C} à droite", "{a:C} à gauche, {b:C} à droite",
+           "{b:C} à droite et {a:C} à gauche", "{b:C} à droite, {a:C} à gauche", "à gauche {a:C} et à droite {b:C}",
+           "à gauche {a:C}, à droite {b:C}", "à droite {b:C} et à gauche {a:C}", "à droite {b:C}, à gauche {a:C}",
+           "{a:C} à gauche d'{b:C}"],
+    "it": ["{a:C} e {b:C}", "{a:C} a sinistra e {b:C} a destra", "{a:C} a sinistra, {b:C} a destra",
+           "{b:C} a destra e {a:C} a sinistra", "{b:C} a destra, {a:C} a sinistra", "a sinistra {a:C} e a destra {b:C}",
+           "a sinistra {a:C}, a destra {b:C}", "a destra {b:C} e a sinistra {a:C}", "a destra {b:C}, a sinistra {a:C}",
+           "{a:C} a sinistra di {b:C}"],
+    "es": ["{a:C} y {b:C}", "{a:C} a la izquierda y {b:C} a la derecha", "{a:C} a la izquierda, {b:C} a la derecha",
+           "{b:C} a la derecha y {a:C} a la izquierda", "{b:C} a la derecha, {a:C} a la izquierda",
+           "a la izquierda {a:C} y a la derecha {b:C}", "a la izquierda {a:C}, a la derecha {b:C}",
+           "a la derecha {b:C} y a la izquierda {a:C}", "a la derecha {b:C}, a la izquierda {a:C}",
+           "{a:C} a la izquierda de {b:C}"],
+}  # fmt: skip
+
+WRAPPERS: dict[str, list[tuple[str, str]]] = {  # (wrapper, German case of what it wraps)
+    "en": [(w, "nom") for w in ("{}", "draw {}", "please draw {}", "show me {}", "a picture of {}", "an image with {}",
+                                "paint {}", "I want {}", "{}, please", "{}, nothing else", "can you draw {}?", "make {}")],
+    "de": [("{}", "nom"), ("zeichne {}", "acc"), ("bitte zeichne {}", "acc"), ("zeig mir {}", "acc"),
+           ("ein Bild mit {}", "dat"), ("male {}", "acc"), ("ich möchte {}", "acc"), ("{}, bitte", "nom"),
+           ("{}, sonst nichts", "nom"), ("kannst du {} zeichnen?", "acc"), ("mach {}", "acc")],
+    "fr": [(w, "nom") for w in ("{}", "dessine {}", "s'il te plaît, dessine {}", "montre-moi {}", "une image avec {}",
+                                "peins {}", "je veux {}", "{}, s'il te plaît", "{}, rien d'autre", "peux-tu dessiner {} ?",
+                                "fais {}")],
+    "it": [(w, "nom") for w in ("{}", "disegna {}", "per favore disegna {}", "mostrami {}", "un'immagine con {}",
+                                "dipingi {}", "voglio {}", "{}, per favore", "{}, nient'altro", "puoi disegnare {}?",
+                                "fai {}")],
+    "es": [(w, "nom") for w in ("{}", "dibuja {}", "por favor dibuja {}", "muéstrame {}", "una imagen con {}",
+                                "pinta {}", "quiero {}", "{}, por favor", "{}, nada más", "¿puedes dibujar {}?", "haz {}")],
+}  # fmt: skip
+
+
+def held_out_pattern(frame: str) -> re.Pattern:
+    """A held-out frame's structure as a regular expression: its own words literally, each slot any text."""
+    parts = re.split(r"\{[ab](?::\w+)?\}", frame.lower())
+    return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "[ .!]*$")
+
+
+def composed_two(lang: str) -> list[str]:
+    """Every arrangement in every wrapper, minus those with a held-out frame's structure."""
+    held_out = [held_out_pattern(f) for f in HELD_OUT_TWO[lang]]
+    composed = []
+    for wrapper, case in WRAPPERS[lang]:
+        slot = "" if case == "nom" else f":{case}"
+        for arrangement in ARRANGEMENTS_TWO[lang]:
+            frame = wrapper.format(arrangement.replace(":C}", slot + "}"))
+            if not any(p.match(frame.lower()) for p in held_out):
+                composed.append(frame)
+    return composed
