@@ -3,7 +3,6 @@
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from multifusion.content_crop import crop_to_content
 from multifusion.shapes.augment import varied_reference
 from multifusion.shapes.captions import COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, frames, random_caption
 from multifusion.shapes.foreign import GROUNDS, draw_object
+from multifusion.shapes.frames import held_out_pattern
 from multifusion.train.data import caption_corpus
 from multifusion.shapes.dataset import ShapesDataset
 from multifusion.shapes.render import _canvas, render_reference, render_scene
@@ -102,12 +102,6 @@ def test_german_frames_decline_every_colour_form():
     assert fill("ein Bild mit {a:dat}", scene, ("de",), True, "adjective") == "ein Bild mit einem großen roten Kreis"
 
 
-def _frame_pattern(frame: str) -> re.Pattern:
-    """A held-out frame as a regular expression: its own words literally, each slot any noun phrase."""
-    parts = re.split(r"\{[ab](?::\w+)?\}", frame.lower())
-    return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "[ .!]*$")
-
-
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_held_out_frames_never_appear_in_training(lang):
     """What the `paraphrase` benchmark measures must be phrasing no training stage read: no held-out frame is a
@@ -117,7 +111,7 @@ def test_held_out_frames_never_appear_in_training(lang):
         assert not set(frames(n, lang, "held_out")) & set(frames(n, lang, "train"))
     corpus = [c.lower() for c in caption_corpus(seed=0, count=20000)]
     for frame in frames(1, lang, "held_out") + frames(2, lang, "held_out"):
-        pattern = _frame_pattern(frame)
+        pattern = held_out_pattern(frame)
         assert not [c for c in corpus if pattern.match(c)], frame
 
 

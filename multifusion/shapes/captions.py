@@ -126,6 +126,10 @@ def noun_phrase(obj: ShapeObject, lang: str, mention_size: bool = False, case: s
     return f"{phrase} {_COLOUR_AFTER[colour_form][lang]} {_COLOUR_NOUN[lang][obj.colour]}"
 
 
+# the listed two-object training frames first (the original five lead), then the composed ones they lack
+_TRAIN_TWO = {lang: listed + [f for f in composed_two(lang) if f not in listed] for lang, listed in TRAIN_TWO.items()}
+
+
 def frames(n_objects: int, lang: str, split: str = "train") -> list[str]:
     """The sentence frames for scenes of `n_objects` in `lang`; `split` is "train" or "held_out"."""
     if lang not in _PHRASE:
@@ -133,9 +137,6 @@ def frames(n_objects: int, lang: str, split: str = "train") -> list[str]:
     table = {("train", 1): TRAIN_ONE, ("train", 2): _TRAIN_TWO, ("held_out", 1): HELD_OUT_ONE, ("held_out", 2): HELD_OUT_TWO}
     return table[split, n_objects][lang]
 
-
-# the listed two-object training frames first (the original five lead), then the composed ones they lack
-_TRAIN_TWO = {lang: listed + [f for f in dict.fromkeys(composed_two(lang)) if f not in listed] for lang, listed in TRAIN_TWO.items()}
 
 
 def fill(template: str, scene: Scene, langs: tuple[str, ...], mention_size: bool = False, colour_form: str = "adjective") -> str:
