@@ -68,14 +68,26 @@ def key_bias(factors: torch.Tensor) -> torch.Tensor:
     return torch.log(factors)
 
 
+def masked_value(dtype: torch.dtype) -> float:
+    """What stands for -inf in a mask of `dtype`: half its most negative finite value. exp() of it is exactly 0
+    as -inf's is, but a row whose every key is masked stays finite (uniform, not NaN), and adding a score or a
+    second mask cannot overflow in fp16."""
+    return torch.finfo(dtype).min / 2
+
+
+def as_mask(bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`bias` in `dtype`, -inf (and anything below) replaced by `masked_value(dtype)`."""
+    return bias.to(dtype).clamp(min=masked_value(dtype))
+
+
 def causal_bias_mask(bias: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A 4D float attention mask for a causal LM: causal -inf above the diagonal plus the key bias.
+    """A 4D float attention mask for a causal LM: masked above the diagonal plus the key bias.
 
     Returns shape (B, 1, T, T); row i (query) keeps keys j <= i, each shifted by bias[:, j].
     """
     length = bias.shape[-1]
-    causal = torch.full((length, length), float("-inf"), device=bias.device, dtype=dtype).triu(1)
-    return causal[None, None] + bias.to(dtype)[:, None, None, :]  # (B, 1, T, T)
+    causal = torch.full((length, length), masked_value(dtype), device=bias.device, dtype=dtype).triu(1)
+    return (causal[None, None] + as_mask(bias, dtype)[:, None, None, :]).clamp(min=masked_value(dtype))  # (B, 1, T, T)
 
 
 class SegmentBiasProcessor:
@@ -103,7 +115,7 @@ class SegmentBiasProcessor:
                 raise ValueError(
                     f"key_bias has shape {tuple(key_bias.shape)}, expected {tuple(encoder_hidden_states.shape[:2])}"
                 )
-            bias = key_bias[:, None, :]  # (B, 1, K): the same bias for every query
+            bias = as_mask(key_bias, hidden_states.dtype)[:, None, :]  # (B, 1, K): the same bias for every query
             attention_mask = bias if attention_mask is None else attention_mask + bias
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
 

@@ -7,7 +7,9 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from multifusion import ImageSegment, MultimodalPrompt, TextSegment
-from multifusion.attention import IMAGE, SPECIAL, TEXT, SegmentBiasProcessor, install_segment_bias, key_bias, token_factors
+from multifusion.attention import (
+    IMAGE, SPECIAL, TEXT, SegmentBiasProcessor, causal_bias_mask, install_segment_bias, key_bias, token_factors,
+)
 
 
 def test_factors_follow_segments_and_skip_neutral():
@@ -92,3 +94,18 @@ def test_tokens_before_a_manipulated_segment_are_unchanged(pipe):
     torch.testing.assert_close(neutral[:n_before], zero[:n_before], atol=1e-6, rtol=0)
     torch.testing.assert_close(neutral[:n_before], raised[:n_before], atol=1e-6, rtol=0)
     assert not torch.allclose(neutral[n_before:], zero[n_before:], atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_masked_rows_and_large_factors_stay_finite_in_every_precision(dtype):
+    """A weight of 0 on every key (a direct caller's bias; the pipeline always keeps BOS) and a weight of 100 give
+    finite attention in half precision, in the U-Net's cross-attention and in the encoder's causal mask."""
+    torch.manual_seed(0)
+    attn = Attention(query_dim=8, cross_attention_dim=6, heads=1, dim_head=8).to(dtype)
+    attn.set_processor(SegmentBiasProcessor(AttnProcessor2_0()))
+    x, context = torch.randn(2, 3, 8, dtype=dtype), torch.randn(2, 5, 6, dtype=dtype)
+    factors = torch.tensor([[0.0] * 5, [100.0, 0.0, 1.0, 5.0, 0.0]])
+    assert torch.isfinite(attn(x, encoder_hidden_states=context, key_bias=key_bias(factors))).all()
+    mask = causal_bias_mask(key_bias(factors), dtype)
+    scores = torch.randn(2, 1, 5, 5, dtype=torch.float32).to(dtype) * 30 + mask
+    assert torch.isfinite(torch.softmax(scores.float(), dim=-1)).all()
