@@ -38,7 +38,7 @@ from ..attention import TEXT
 from ..encoder import MultiFusionEncoder, mean_pool
 from ..processor import layout_prompts
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
-from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
+from ..shapes.captions import LANGUAGES, N_FRAMES, caption, noun_phrase, random_caption
 from ..shapes.augment import varied_reference
 from ..shapes.render import render_scene
 from ..shapes.world import random_scene
@@ -80,8 +80,19 @@ def restated(first, caption_text: str):
     return MultimodalPrompt((ImageSegment(first), TextSegment(f" = {caption_text}")))
 
 
-def object_prompt(scene, rng: random.Random) -> MultimodalPrompt:
-    """A scene given by its objects' reference images (varied as people draw them), sometimes joined by " and "."""
+AND = {"en": " and ", "de": " und ", "fr": " et ", "it": " e ", "es": " y "}
+
+
+def object_prompt(scene, rng: random.Random, mixed_prob: float = 0.0) -> MultimodalPrompt:
+    """A scene given by its objects' reference images (varied as people draw them), sometimes joined by " and ".
+
+    With probability `mixed_prob` a two-object scene is a mixed prompt, as people compose them in the studio: one
+    object (either) in words in a random language, the other as an image, joined by that language's "and"."""
+    if len(scene.objects) == 2 and rng.random() < mixed_prob:
+        lang, (a, b) = rng.choice(LANGUAGES), scene.objects
+        if rng.random() < 0.5:  # "a red circle and <image>"
+            return MultimodalPrompt((TextSegment(noun_phrase(a, lang) + AND[lang]), ImageSegment(varied_reference(b, rng))))
+        return MultimodalPrompt((ImageSegment(varied_reference(a, rng)), TextSegment(AND[lang] + noun_phrase(b, lang))))
     images = [ImageSegment(varied_reference(o, rng)) for o in scene.objects]
     if len(images) == 2 and rng.random() < 0.5:
         images.insert(1, TextSegment(" and "))

@@ -55,12 +55,13 @@ def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: d
 
 def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str, Any]) -> MultimodalPrompt:
     """What one re-alignment sample is conditioned on: nothing (share `uncond_prob`), its objects' varied images
-    (share `image_prob`), or else an English training-frame caption (English only, as in the paper)."""
+    (share `image_prob`; of two-object scenes a share `mixed_prob` with one object in words), or else an English
+    training-frame caption (English only, as in the paper)."""
     draw = rng.random()
     if draw < c["uncond_prob"]:
         return MultimodalPrompt()
     if draw < c["uncond_prob"] + c["image_prob"]:
-        return object_prompt(scene, rng)
+        return object_prompt(scene, rng, c["mixed_prob"])
     return MultimodalPrompt.of(fitting(lambda: random_caption(scene, "en", rng, mixed_prob=0.0), tokenizer, max_length - 1))
 
 

@@ -100,7 +100,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
             target = teacher.encode(canonical).embeds  # (G, T0, D)
         en_inputs, en_hidden = step(canonical)
         other_inputs, other_hidden = step([MultimodalPrompt.of(phrased(s, rng.choice(LANGUAGES))) for s in group])
-        _, image_hidden = step([object_prompt(s, rng) for s in group])
+        _, image_hidden = step([object_prompt(s, rng, c["mixed_prob"]) for s in group])
         read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
         t = c["align_temperature"]
         return (read_alike + info_nce(token_matching(other_hidden, en_hidden), t) + info_nce(token_matching(image_hidden, en_hidden), t)
