@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--image", action="append", type=_image_option, default=[], metavar="NAME=PATH",
                      help="an image used as <NAME> in the prompt (repeatable)")  # fmt: skip
     gen.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
-    gen.add_argument("--steps", type=int, default=25, help="denoising steps (default: 25)")
+    gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    gen.add_argument("--scheduler", default=None, help="sampler: dpm++2m, dpm++2m-karras, dpm++3m, unipc, euler, euler-a, "
+                     "ddim (default: the model's)")  # fmt: skip
     gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
     gen.add_argument("--width", type=int, default=None, help="width in pixels (default: the model's)")
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quick", action="store_true", help="small samples, for a fast look")
     ev.add_argument("--benchmarks", default=None, help="comma-separated subset of single, mcc, weights, languages, "
                     "paraphrase, image_prompt (default: all)")  # fmt: skip
-    ev.add_argument("--steps", type=int, default=25, help="denoising steps (default: 25)")
+    ev.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
+    ev.add_argument("--scheduler", default=None, help="sampler, as for generate (default: the model's)")
     ev.add_argument("--guidance", type=float, default=5.0, help="guidance scale (default: 5)")
     ev.add_argument("--seed", type=int, default=0, help="image i of every benchmark uses seed + i")
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -128,14 +131,17 @@ def _output_paths(out: str, count: int, mkdir: bool = False) -> list[Path]:
     return paths
 
 
-def _load_runtime(model_arg: str | None, device: str | None):
+def _load_runtime(model_arg: str | None, device: str | None, scheduler: str | None = None):
     from .runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+    from .schedulers import SCHEDULERS
 
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise PromptError(f"--scheduler: unknown {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
     model = model_arg or str(DEFAULT_MODEL)
     if model_arg is None and not DEFAULT_MODEL.is_dir():
         raise PromptError(f"the default model is not at {DEFAULT_MODEL}; pass --model DIR")
     try:
-        return Runtime.load(model, RuntimeOptions(device=device)), model
+        return Runtime.load(model, RuntimeOptions(device=device, scheduler=scheduler)), model
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
@@ -192,12 +198,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     unknown = sorted(set(benchmarks) - set(BENCHMARKS))
     if unknown or not benchmarks:
         raise PromptError(f"--benchmarks: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(BENCHMARKS)}")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise PromptError(f"--steps must be at least 1, got {args.steps}")
     if args.out and not Path(args.out).parent.is_dir():
         raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
-    runtime, model = _load_runtime(args.model, args.device)
-    config = EvalConfig(quick=args.quick, steps=args.steps, guidance=args.guidance, seed=args.seed)
+    runtime, model = _load_runtime(args.model, args.device, args.scheduler)
+    steps = runtime.default_steps if args.steps is None else args.steps
+    config = EvalConfig(quick=args.quick, steps=steps, guidance=args.guidance, seed=args.seed)
     report = Evaluator(runtime.pipe, config, model, log=lambda m: print(m, file=sys.stderr)).run(benchmarks)
     print(format_report(report))
     if args.out:
@@ -221,10 +228,12 @@ def _generate(args: argparse.Namespace) -> int:
     paths = _output_paths(args.out, args.num_images, args.mkdir)
     pick_device(args.device)  # an unknown or missing device is an error before the model loads
 
-    runtime, model = _load_runtime(args.model, args.device)
+    runtime, model = _load_runtime(args.model, args.device, args.scheduler)
+    settings = runtime.complete(settings)
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):
-        record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=image_seed(args.seed, index))
+        record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=image_seed(args.seed, index),
+                                   scheduler=runtime.scheduler_name)  # fmt: skip
         try:
             save_png(image, path, record)
         except OSError as error:

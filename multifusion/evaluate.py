@@ -32,6 +32,7 @@ from .encoder import mean_pool
 from .errors import PromptError
 from .processor import layout_prompts
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
+from .schedulers import scheduler_name
 from .shapes.captions import COLOUR_FORMS, LANGUAGES, caption, decorate, fill, frames, noun_phrase
 from .shapes.foreign import GROUNDS, draw_object
 from .shapes.foreign import SIDES as FOREIGN_SIDES
@@ -245,6 +246,7 @@ class Evaluator:
             "model": self.model,
             "multifusion_version": __version__,
             "config": asdict(self.config),
+            "scheduler": scheduler_name(self.pipe.scheduler),
             "seeds": {"base": self.config.seed, "rule": "image i of every benchmark and variant uses base + i"},
             "benchmarks": results,
             "elapsed_s": round(time.perf_counter() - start, 1),
@@ -255,7 +257,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A readable table of a report (of any subset of the benchmarks)."""
     b = report["benchmarks"]
     pct = lambda x: f"{100 * x:5.1f}%"  # noqa: E731
-    lines = [f"model: {report['model']}   steps: {report['config']['steps']}   quick: {report['config']['quick']}", ""]
+    lines = [f"model: {report['model']}   steps: {report['config']['steps']}   scheduler: {report.get('scheduler', '?')}   "
+             f"quick: {report['config']['quick']}", ""]  # fmt: skip
     if "single" in b:
         lines.append("single (main object: right shape and colour)")
         lines += [f"  {lang}  {pct(r['accuracy'])}  (n={r['n']})" for lang, r in b["single"].items()]

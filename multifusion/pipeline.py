@@ -75,6 +75,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         encoder: the MultiFusion encoder (LM + image prefix + adapters).
         tokenizer: the LM's fast tokenizer.
         vision_processor: the vision encoder's image processor.
+        default_steps: the number of denoising steps this model is meant to run with its saved scheduler (kept in
+            `model_index.json`; the studio and CLI use it when a request names none).
     """
 
     model_cpu_offload_seq = "encoder->unet->vae"
@@ -88,6 +90,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         encoder: MultiFusionEncoder,
         tokenizer: PreTrainedTokenizerBase,
         vision_processor: BaseImageProcessor,
+        default_steps: int = 25,
     ) -> None:
         super().__init__()
         if unet.config.cross_attention_dim != encoder.hidden_size:
@@ -99,6 +102,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             vae=vae, unet=unet, scheduler=scheduler, encoder=encoder, tokenizer=tokenizer,
             vision_processor=vision_processor,
         )  # fmt: skip
+        self.register_to_config(default_steps=default_steps)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.limits = DEFAULT_LIMITS
@@ -261,7 +265,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         prompt: PromptInput | Sequence[PromptInput] | None = None,
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 50,
+        num_inference_steps: int | None = None,
         guidance_scale: float = 7.5,
         negative_prompt: PromptInput | Sequence[PromptInput] | None = None,
         num_images_per_prompt: int = 1,
@@ -286,7 +290,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             prompt: a `MultimodalPrompt`, a string in the prompt syntax (`(text:1.3)`, images need
                 `MultimodalPrompt`), or a list of them. Alternatively pass `prompt_embeds`.
             height, width: image size in pixels; defaults to the U-Net's sample size.
-            num_inference_steps, guidance_scale, eta, cross_attention_kwargs: as in `StableDiffusionPipeline`.
+            num_inference_steps: denoising steps; None is the model's `default_steps`.
+            guidance_scale, eta, cross_attention_kwargs: as in `StableDiffusionPipeline`.
             negative_prompt: a prompt (multimodal too) to guide away from; None is the unconditional prompt.
             num_images_per_prompt: images per prompt.
             generator: a `torch.Generator`, or one per image for results that do not depend on batching.
@@ -303,7 +308,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         Returns:
             `MultiFusionPipelineOutput` with `images`, or a tuple `(images, None)` when `return_dict` is False.
         """
-        # 0. Default size
+        # 0. Defaults: the model's steps and native size
+        num_inference_steps = self.config.default_steps if num_inference_steps is None else num_inference_steps
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or self.unet.config.sample_size * self.vae_scale_factor
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from .checks import finite_number, shorten
 from .errors import OutOfMemoryError, PromptError
 from .pipeline import MultiFusionPipeline, PromptEncoding, as_prompts
 from .prompt import MultimodalPrompt
+from .schedulers import make_scheduler, scheduler_name
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "multifusion-tiny"
 MAX_SEED = 2**32 - 1
@@ -37,6 +38,7 @@ class RuntimeOptions:
     dtype: str | None = None  # "float32", "float16" or "bfloat16"
     cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
     compile_unet: bool = False  # torch.compile the U-Net (slow first call, faster after)
+    scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
     max_side_multiple: int = 4  # the largest width/height a request may ask for, in multiples of the native size
@@ -47,7 +49,7 @@ class RuntimeOptions:
 class GenerationSettings:
     """Everything besides the prompt that decides an image. Checked by `validate`."""
 
-    steps: int = 25
+    steps: int | None = None  # None: the model's default (`Runtime.default_steps`)
     guidance: float = 5.0
     seed: int = 0
     width: int | None = None
@@ -65,7 +67,8 @@ class GenerationSettings:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise PromptError(f"{name} must be a whole number from {low} to {high}, got {shorten(value)}")
 
-        integer("steps", self.steps, 1, self.max_steps)
+        if self.steps is not None:
+            integer("steps", self.steps, 1, self.max_steps)
         integer("seed", self.seed, 0, MAX_SEED)
         integer("number of images", self.num_images, 1, self.max_images)
         for name in ("width", "height"):
@@ -162,6 +165,8 @@ class Runtime:
             pipe.vae.enable_tiling()
         if self.options.compile_unet:
             pipe.unet.compile()
+        if self.options.scheduler:
+            pipe.scheduler = make_scheduler(self.options.scheduler, pipe.scheduler.config)
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, options: RuntimeOptions | None = None) -> Runtime:
@@ -176,6 +181,22 @@ class Runtime:
     def native_side(self) -> int:
         """The side the model was trained at (its U-Net's sample size times the VAE's scale)."""
         return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+
+    @property
+    def default_steps(self) -> int:
+        """The number of steps the model declares as its default (`model_index.json`), 25 if it declares none."""
+        return int(self.pipe.config.get("default_steps", 25))
+
+    @property
+    def scheduler_name(self) -> str:
+        return scheduler_name(self.pipe.scheduler)
+
+    def complete(self, settings: GenerationSettings | None = None) -> GenerationSettings:
+        """`settings` (or the defaults) validated, with what they leave to the model filled in: the steps."""
+        settings = settings or GenerationSettings()
+        if settings.steps is None:
+            settings = replace(settings, steps=self.default_steps)
+        return settings.validate(self.pipe.size_multiple)
 
     @property
     def max_side(self) -> int:
@@ -221,7 +242,7 @@ class Runtime:
         Image j of every prompt uses `seed + j`, so each prompt's images are those `generate` would give it alone
         (the same seed across prompts, as a language comparison wants).
         """
-        settings = (settings or GenerationSettings()).validate(self.pipe.size_multiple)
+        settings = self.complete(settings)
         self.check_cost(settings, len(prompts))
         positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
         if not positives:

@@ -40,6 +40,7 @@ def test_generate_writes_pngs_with_the_full_record(model_dir, tmp_path, red_imag
     assert segments[1] == {"type": "image", "image": "sha256:" + image_digest(red_image), "weight": 1.0, "name": "ref"}
     assert segments[3] == {"type": "text", "text": "vivid red", "weight": 1.5}
     assert record["settings"]["seed"] == 7 and record["image_seed"] == 8 and record["settings"]["steps"] == 2
+    assert record["scheduler"] == "dpm++2m"
     assert record["settings"]["negative"]["segments"][0]["text"] == "blurry"
     assert Image.open(paths[0]).size == (64, 64)
 
@@ -66,6 +67,7 @@ def test_json_prompt_with_local_path(model_dir, tmp_path, red_image):
         (["a", "--model", "no/such/dir"], "cannot load a MultiFusion pipeline"),
         (["a", "--steps", "many"], "invalid int value"),
         (["a", "--image", "novalue"], "NAME=PATH"),
+        (["a", "--scheduler", "plms"], "--scheduler: unknown 'plms'; choose one of dpm++2m"),
     ],
 )
 def test_bad_input_prints_one_line_and_exits_2(model_dir, tmp_path, args, message):

@@ -6,8 +6,10 @@ they fail the suite the day they start to pass, so the marker comes off with the
 
 import random
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from multifusion import ImageSegment, MultiFusionPipeline, MultimodalPrompt, TextSegment
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
@@ -116,3 +118,23 @@ def test_every_bundled_example_shows_what_it_says(pipe, tmp_path, example):
     found = {(d.shape, d.colour) for d in detect(image)}
     assert all(tuple(wanted) in found for wanted in example["expect"]["shows"]), found
     assert not any(tuple(unwanted) in found for unwanted in example["expect"].get("hides", [])), found
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_draws_what_full_precision_draws(dtype):
+    """bf16 and fp16 through the whole pipeline (encoder, attention bias, U-Net, VAE) on the CPU, at weights 0, 1
+    and 5: finite images that the scorer reads as it reads the fp32 ones."""
+    prompts = [MultimodalPrompt.of("a red circle"), MultimodalPrompt.of(TextSegment("a yellow star", 5.0)),
+               MultimodalPrompt.of(TextSegment("a red circle", 0.0), " and a blue square")]  # fmt: skip
+    expected = [("circle", "red"), ("star", "yellow"), ("square", "blue")]
+    readings = {}
+    for precision in (torch.float32, dtype):
+        half = MultiFusionPipeline.from_pretrained(DEFAULT_MODEL, dtype=precision)
+        half.set_progress_bar_config(disable=True)
+        generators = [torch.Generator().manual_seed(s) for s in range(len(prompts))]
+        pixels = half(prompts, num_inference_steps=12, guidance_scale=5.0, generator=generators, output_type="np").images
+        assert np.isfinite(pixels).all()
+        found = [main_object(Image.fromarray((p * 255).round().astype("uint8"))) for p in pixels]
+        readings[precision] = [(d.shape, d.colour) if d else None for d in found]
+    assert readings[torch.float32] == expected
+    assert readings[dtype] == readings[torch.float32]

@@ -103,7 +103,8 @@ def build_demo(
                         with gr.Row():
                             randomise = gr.Button("Random seed", size="sm")
                             reuse = gr.Button("Reuse last seed", size="sm")
-                        steps = gr.Slider(1, 100, value=25, step=1, label="Steps")
+                        steps = gr.Slider(1, 100, value=studio.runtime.default_steps, step=1, label="Steps",
+                                          info=f"{studio.runtime.scheduler_name}; the model's default is {studio.runtime.default_steps}")  # fmt: skip
                         guidance = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance")
                         with gr.Row():
                             max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
@@ -188,7 +189,7 @@ def build_demo(
             if missing:
                 gr.Warning(f"Images of {', '.join(missing)} are not on this server any more: add them again.")
             gr.Info("Composition and settings restored.")
-            return (with_thumbnails(value), settings.get("steps", 25), settings.get("guidance", 5.0), settings["seed"],
+            return (with_thumbnails(value), settings.get("steps") or studio.runtime.default_steps, settings.get("guidance", 5.0), settings["seed"],
                     settings.get("width") or default_side, settings.get("height") or default_side, 1,
                     settings.get("manipulate", "both"), settings.get("auto_balance", True))  # fmt: skip
 

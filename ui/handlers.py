@@ -172,13 +172,14 @@ def generate(
         if on_step is not None:
             on_step(i, n)
 
+    settings = studio.runtime.complete(settings)
     images = studio.runtime.generate(prompt, settings, on_step=step)
     for image in prompt.images:
         studio.store_image(image)
     paths, records = [], []
     for index, image in enumerate(images):
         record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
-                                   image_seed=image_seed(settings.seed, index))  # fmt: skip
+                                   image_seed=image_seed(settings.seed, index), scheduler=studio.runtime.scheduler_name)  # fmt: skip
         digest = ImageSegment(image).digest[:12]
         paths.append(save_png(image, studio.output_dir / f"multifusion-{record['image_seed']}-{digest}.png", record))
         records.append(record)

@@ -1,0 +1,51 @@
+"""Samplers by name, and the default sampler and steps a model declares, which the runtime, CLI and pipeline use."""
+
+import json
+
+import pytest
+
+from multifusion import MultiFusionPipeline, PromptError
+from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions
+from multifusion.schedulers import SCHEDULERS, make_scheduler, save_defaults, scheduler_name
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_every_sampler_keeps_the_models_noise_schedule(shared_pipe, name):
+    base = {k: v for k, v in shared_pipe.scheduler.config.items() if k != "_use_default_values"}
+    scheduler = make_scheduler(name, {**base, "prediction_type": "v_prediction", "rescale_betas_zero_snr": True})
+    assert scheduler_name(scheduler) == name
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
+    assert scheduler.config.beta_schedule == base["beta_schedule"]
+
+
+def test_unknown_sampler_is_a_prompt_error(shared_pipe):
+    with pytest.raises(PromptError, match="unknown scheduler 'plms'; choose one of dpm\\+\\+2m"):
+        make_scheduler("plms", shared_pipe.scheduler.config)
+
+
+def test_a_models_declared_defaults_are_what_runs(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    save_defaults(tmp_path, "unipc", 7)
+    assert json.loads((tmp_path / "model_index.json").read_text())["default_steps"] == 7
+    runtime = Runtime.load(tmp_path, RuntimeOptions(device="cpu"))
+    assert runtime.scheduler_name == "unipc" and runtime.default_steps == 7
+    assert runtime.complete(GenerationSettings()).steps == 7
+    assert runtime.complete(GenerationSettings(steps=3)).steps == 3
+    seen = []
+    runtime.generate("a red circle", on_step=lambda i, n: seen.append((i, n)))
+    assert seen[-1] == (7, 7)
+
+    steps = []
+    runtime.pipe("a red circle", callback_on_step_end=lambda p, i, t, tensors: steps.append(i) or tensors)
+    assert len(steps) == 7  # the pipeline itself defaults to the model's steps
+
+    chosen = Runtime.load(tmp_path, RuntimeOptions(device="cpu", scheduler="euler"))
+    assert chosen.scheduler_name == "euler" and chosen.pipe.scheduler.config.num_train_timesteps == 1000
+
+
+def test_a_model_without_declared_defaults_runs_25_steps(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    index.pop("default_steps")
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert MultiFusionPipeline.from_pretrained(tmp_path).config.default_steps == 25
