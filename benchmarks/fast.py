@@ -1,0 +1,121 @@
+"""Fast paths on the shipped model: today's settings (fp32, eager, dpm++2m, 25 steps) against the model's default.
+
+One 1-image generation through `Runtime.generate` (no prompt cache), baseline and default alternating in one process,
+median of `--repeats`. Quality is the `single` benchmark's accuracy (the full eval's scenes and seeds, n = 160) at
+both settings. Per-option rows on the default setting: bf16, a compiled U-Net (first call, steady state, and the
+first call after the size changes, which recompiles once to a dynamic-shape graph and then not again), and fewer or
+more steps; on CUDA also fp16 and compiled fp16.
+
+    python benchmarks/fast.py [--model DIR] [--repeats 5] [--no-compile] [--no-quality] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from common import device_name, median, report, timed
+from multifusion.evaluate import EvalConfig, Evaluator
+from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+from multifusion.schedulers import make_scheduler
+
+BASELINE = ("dpm++2m", 25)
+PROMPT = "a red circle"
+
+
+def load(model: str, device: str, dtype: str = "float32", scheduler: str | None = None, compile_unet: bool = False) -> Runtime:
+    options = RuntimeOptions(device=device, dtype=dtype, scheduler=scheduler, compile_unet=compile_unet, cache_size=0)
+    return Runtime.load(model, options)
+
+
+def one_image(runtime: Runtime, steps: int, side: int | None = None) -> float:
+    start = time.perf_counter()
+    runtime.generate(PROMPT, GenerationSettings(steps=steps, width=side, height=side))
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def single_accuracy(runtime: Runtime, scheduler: str, steps: int) -> tuple[float, int]:
+    runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
+    result = Evaluator(runtime.pipe, EvalConfig(steps=steps), log=lambda _: None).single()
+    return statistics.mean(r["accuracy"] for r in result.values()), sum(r["n"] for r in result.values())
+
+
+def compiled_rows(model: str, device: str, dtype: str, scheduler: str, steps: int, repeats: int) -> dict[str, float]:
+    """First call (compiles), steady state, and first calls at two new sizes (the first recompiles dynamic)."""
+    runtime = load(model, device, dtype, scheduler, compile_unet=True)
+    native = runtime.native_side
+    first = one_image(runtime, steps)
+    steady = median(timed(lambda: one_image(runtime, steps), repeats))
+    resized = one_image(runtime, steps, native + runtime.pipe.size_multiple)
+    resized_again = one_image(runtime, steps, native + 2 * runtime.pipe.size_multiple)
+    return {"first_s": first, "steady_s": steady, "new_size_first_s": resized, "third_size_first_s": resized_again}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--no-quality", action="store_true", help="timings only")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    dtype = "float16" if args.device.startswith("cuda") else "float32"  # the runtime's own choice per device
+
+    baseline = load(args.model, args.device, "float32", BASELINE[0])
+    default = load(args.model, args.device, "float32")
+    steps, scheduler = default.default_steps, default.scheduler_name
+    for runtime, n in ((baseline, BASELINE[1]), (default, steps)):
+        one_image(runtime, n)  # warm-up
+    times = {"baseline": [], "default": []}
+    for _ in range(args.repeats):  # alternate, so load on the machine hits both alike
+        times["baseline"].append(one_image(baseline, BASELINE[1]))
+        times["default"].append(one_image(default, steps))
+    baseline_s, default_s = median(times["baseline"]), median(times["default"])
+
+    figures: dict = {"device": device_name(), "model": args.model, "baseline": {"scheduler": BASELINE[0], "steps": BASELINE[1]},
+                     "default": {"scheduler": scheduler, "steps": steps}, "baseline_s": round(baseline_s, 4),
+                     "default_s": round(default_s, 4), "speedup": round(baseline_s / default_s, 3)}  # fmt: skip
+    rows = [(f"baseline: fp32 eager {BASELINE[0]} {BASELINE[1]} steps", f"{baseline_s:.3f} s"),
+            (f"default: fp32 eager {scheduler} {steps} steps", f"{default_s:.3f} s  (speedup {baseline_s / default_s:.2f}x)")]  # fmt: skip
+    if not args.no_quality:
+        figures["quality_baseline"], n = single_accuracy(baseline, *BASELINE)
+        figures["quality_default"], _ = single_accuracy(default, scheduler, steps)
+        figures["quality_n"] = n
+        rows.append((f"single accuracy (n={n}, same seeds)",
+                     f"baseline {100 * figures['quality_baseline']:.1f}%  default {100 * figures['quality_default']:.1f}%"))  # fmt: skip
+
+    options: dict = {}
+    for n in sorted({max(steps // 2, 1), steps, 2 * steps} - {steps}):
+        options[f"steps_{n}"] = {"s": median(timed(lambda: one_image(default, n), args.repeats))}
+    half = ["bfloat16"] + (["float16"] if args.device.startswith("cuda") else [])
+    for precision in half:
+        runtime = load(args.model, args.device, precision)
+        one_image(runtime, steps)
+        options[precision] = {"s": median(timed(lambda: one_image(runtime, steps), args.repeats))}
+    if not args.no_compile:
+        for precision in sorted({"float32", dtype}):
+            try:
+                options[f"compiled_{precision}"] = compiled_rows(args.model, args.device, precision, scheduler, steps, args.repeats)
+            except Exception as error:  # no C++ compiler, an unsupported backend: say so, measure the rest
+                options[f"compiled_{precision}"] = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+    for name, row in options.items():
+        if "s" in row:
+            rows.append((f"{name} ({scheduler})", f"{row['s']:.3f} s  ({default_s / row['s']:.2f}x the default)"))
+        elif "error" in row:
+            rows.append((name, f"failed: {row['error']}"))
+        else:
+            rows.append((name, f"first {row['first_s']:.1f} s, steady {row['steady_s']:.3f} s ({default_s / row['steady_s']:.2f}x eager), "
+                               f"new size {row['new_size_first_s']:.1f} s, third size {row['third_size_first_s']:.2f} s"))  # fmt: skip
+    figures["options"] = {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in row.items()} for k, row in options.items()}
+    report(rows, figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
