@@ -37,7 +37,7 @@ class RuntimeOptions:
     device: str | None = None
     dtype: str | None = None  # "float32", "float16" or "bfloat16"
     cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
-    compile_unet: bool = False  # torch.compile the U-Net (slow first call, faster after)
+    compile_unet: bool | None = None  # torch.compile the U-Net; None: on CUDA only, where it pays (benchmarks/fast.py)
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
@@ -163,7 +163,8 @@ class Runtime:
             pipe.to(self.device)
         if self.options.vae_tiling:
             pipe.vae.enable_tiling()
-        if self.options.compile_unet:
+        self.compiled = self.options.compile_unet if self.options.compile_unet is not None else self.device.type == "cuda"
+        if self.compiled:  # one graph per shape until a shape changes, then one dynamic graph for all sizes and batches
             pipe.unet.compile()
         if self.options.scheduler:
             pipe.scheduler = make_scheduler(self.options.scheduler, pipe.scheduler.config)
@@ -213,6 +214,10 @@ class Runtime:
         if cost > self.options.max_cost:
             raise PromptError(f"this request costs {cost:,.0f} native-image steps (images x steps x size); the limit "
                               f"is {self.options.max_cost:,.0f}: use fewer images or steps, or a smaller size")  # fmt: skip
+
+    def warm_up(self) -> None:
+        """One image at the model's defaults, so that the first request does not pay for compiling."""
+        self.generate("a picture", GenerationSettings(seed=0))
 
     def encode(self, prompt: MultimodalPrompt, manipulate: str = "both", auto_balance: bool = True) -> PromptEncoding:
         """The encoding of one validated prompt, from the cache when the same content was encoded before."""

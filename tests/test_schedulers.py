@@ -49,3 +49,12 @@ def test_a_model_without_declared_defaults_runs_25_steps(pipe, tmp_path):
     index.pop("default_steps")
     (tmp_path / "model_index.json").write_text(json.dumps(index))
     assert MultiFusionPipeline.from_pretrained(tmp_path).config.default_steps == 25
+
+
+def test_the_unet_is_compiled_on_cuda_only_unless_asked(pipe):
+    runtime = Runtime(pipe, RuntimeOptions(device="cpu"))
+    assert not runtime.compiled and runtime.pipe.unet._compiled_call_impl is None  # what nn.Module.compile() sets
+    seen = []
+    runtime.pipe.unet.register_forward_hook(lambda *a: seen.append(1))
+    runtime.warm_up()  # one image at the model's default steps
+    assert len(seen) == runtime.default_steps

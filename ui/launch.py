@@ -37,5 +37,7 @@ def zero_gpu_wrapper() -> Callable[[Callable], Callable]:
 
 def launch(host: str | None = None, port: int | None = None, model: str | None = None) -> None:
     studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"))
+    if studio.runtime.compiled:
+        studio.runtime.warm_up()  # compile before the first visitor, not during their request
     demo = build_demo(studio, zero_gpu_wrapper())
     demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True, max_file_size=MAX_UPLOAD)
