@@ -52,12 +52,12 @@ def live_app(tmp_path_factory):
     """The whole app on the tiny random pipeline, served on a free localhost port."""
     from multifusion.runtime import Runtime, RuntimeOptions
     from ui import Studio, build_demo
-    from ui.demo import CSS, THEME
+    from ui.launch import LAUNCH_OPTIONS
 
     studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny-test",
                     work_dir=tmp_path_factory.mktemp("studio"))  # fmt: skip
     demo = build_demo(studio)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, theme=THEME, css=CSS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     yield f"http://127.0.0.1:{port}/", studio
     demo.close()

@@ -59,6 +59,25 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, prompt,
     assert len(generate(client, {"segments": [{"type": "text", "text": "still here"}]})["images"]) == 1
 
 
+@pytest.mark.parametrize("path", ["secret.png", "/etc/hostname"])
+def test_a_server_file_path_as_gradio_filedata_is_refused_without_naming_server_folders(live_app, client, path):
+    """A raw API call (gradio_client would upload the file itself) naming a server path as Gradio FileData:
+    Gradio refuses it before our code runs, with a message naming the server's folders, which must not reach
+    the client."""
+    import json
+    import os
+    import urllib.request
+
+    image = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    body = json.dumps({"data": [{"segments": [{"type": "image", "image": image}]}, {}]}).encode()
+    call = urllib.request.Request(live_app[0] + "gradio_api/call/generate", body, {"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(call, timeout=30).read())["event_id"]
+    answer = urllib.request.urlopen(f"{live_app[0]}gradio_api/call/generate/{event}", timeout=60).read().decode()
+    assert "event: error" in answer
+    assert os.getcwd() not in answer and "cache dir" not in answer and os.path.basename(path) not in answer, answer
+    assert len(generate(client, {"segments": [{"type": "text", "text": "still here"}]})["images"]) == 1
+
+
 def test_concurrent_requests_never_cross(live_app):
     """Different prompts and seeds at once: each result equals the same request made alone."""
     url = live_app[0]

@@ -12,6 +12,9 @@ from .demo import CSS, THEME, build_demo
 from .handlers import Studio
 
 MAX_UPLOAD = MAX_IMAGE_BYTES  # the largest file a visitor may upload (images are the only uploads)
+# How the studio is served. Our own errors are `gr.Error`s, always shown; show_error=False keeps the text of any
+# other exception (Gradio's own, e.g. a refused file path naming the server's folders) from reaching a client.
+LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "show_error": False, "max_file_size": MAX_UPLOAD}
 
 
 def load_studio(model: str | None = None, options: RuntimeOptions | None = None) -> Studio:
@@ -40,4 +43,4 @@ def launch(host: str | None = None, port: int | None = None, model: str | None =
     if studio.runtime.compiled:
         studio.runtime.warm_up()  # compile before the first visitor, not during their request
     demo = build_demo(studio, zero_gpu_wrapper())
-    demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True, max_file_size=MAX_UPLOAD)
+    demo.launch(server_name=host, server_port=port, **LAUNCH_OPTIONS)
