@@ -3,8 +3,8 @@
     runtime = Runtime.load("weights/multifusion-tiny")
     images = runtime.generate(prompt, GenerationSettings(seed=7, num_images=4))
 
-Image i of a request uses a CPU generator seeded with `seed + i`, so an image depends only on its own seed,
-never on the batch it was made in or on the device.
+Image i of a request uses a CPU generator seeded with `seed + i`, so its starting noise depends only on its own
+seed, never on the batch it was made in or on the device (batched kernels may round a pixel by a few levels).
 """
 
 from __future__ import annotations
