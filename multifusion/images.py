@@ -14,7 +14,7 @@ import io
 import re
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import PromptError
 
@@ -55,8 +55,10 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         raise
     except Image.DecompressionBombError:
         raise PromptError(f"{what} is a decompression bomb; the limit is {max_pixels:,} pixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise PromptError(f"{what} is not a readable image file ({error})") from None
+    except UnidentifiedImageError:  # Pillow's text names its BytesIO object and address: never echoed
+        raise PromptError(f"{what} is not a readable image file (not a format Pillow reads: PNG, JPEG, WebP, ...)") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise PromptError(f"{what} is not a readable image file (truncated or corrupt)") from None
     return reduced(image.convert("RGB"))
 
 
