@@ -77,6 +77,15 @@ def test_generate_writes_pngs_that_restore_the_composition_exactly(studio, red_i
     assert handlers.composition_to_prompt(studio, restored) == prompt
     again = handlers.generate(studio, handlers.composition_to_prompt(studio, restored), handlers.settings_from(settings))
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[1]))
+    assert handlers.negative_as_text(settings["negative"]) == "blurry"  # what the Negative prompt box gets back
+
+
+def test_a_recorded_negative_prompt_becomes_the_text_the_box_holds():
+    assert handlers.negative_as_text(None) == ""
+    weighted = {"segments": [{"type": "text", "text": "blurry, "}, {"type": "text", "text": "dark", "weight": 1.5}]}
+    assert handlers.negative_as_text(weighted) == "blurry, (dark:1.5)"
+    assert handlers.parse_prompt(handlers.negative_as_text(weighted)).weights == (1.0, 1.5)
+    assert handlers.negative_as_text({"segments": [{"type": "image", "image": "sha256:ab"}]}) is None
 
 
 def test_restore_refuses_foreign_pngs(studio, tmp_path):

@@ -157,7 +157,8 @@ def build_demo(
             cancel.clear()
             progress((0, settings.steps), desc="Denoising", unit="steps")
             result = run(studio, prompt, settings, on_step=lambda i, n: progress((i, n), desc="Denoising", unit="steps"), cancel=cancel)
-            return [str(p) for p in result.paths], result.records[0], settings.seed
+            captioned = [(str(p), f"seed {r['image_seed']}") for p, r in zip(result.paths, result.records)]
+            return captioned, result.records[0], settings.seed
 
         def on_cancel(request: gr.Request):
             studio.cancel_flag(request.session_hash if request else "local").set()
@@ -186,15 +187,21 @@ def build_demo(
             except (OSError, UnidentifiedImageError):
                 raise gr.Error("That file is not an image.", print_exception=False) from None
             value, settings, missing = handlers.restore(studio, png)
-            if missing:
-                gr.Warning(f"Images of {', '.join(missing)} are not on this server any more: add them again.")
-            gr.Info("Composition and settings restored.")
-            return (with_thumbnails(value), settings.get("steps") or studio.runtime.default_steps, settings.get("guidance", 5.0), settings["seed"],
-                    settings.get("width") or default_side, settings.get("height") or default_side, 1,
-                    settings.get("manipulate", "both"), settings.get("auto_balance", True))  # fmt: skip
+            negative_text = handlers.negative_as_text(settings.get("negative"))
+            not_restored = [f"the images of {', '.join(missing)} (not on this server any more: add them again)"] if missing else []
+            if negative_text is None:
+                not_restored.append("the negative prompt (it holds images; the box takes text)")
+            if not_restored:
+                gr.Warning("Restored everything except " + "; ".join(not_restored) + ".")
+            else:
+                gr.Info("Restored the composition, the negative prompt and every setting.")
+            return (with_thumbnails(value), settings.get("steps") or studio.runtime.default_steps, settings.get("guidance", 5.0),
+                    settings["seed"], settings.get("width") or default_side, settings.get("height") or default_side, 1,
+                    gr.skip() if negative_text is None else negative_text, settings.get("manipulate", "both"),
+                    settings.get("auto_balance", True))  # fmt: skip
 
         restore_file.upload(on_restore, restore_file, [composition, steps, guidance, seed, width, height, num_images,
-                                                       manipulate, balance], api_visibility="private")  # fmt: skip
+                                                       negative, manipulate, balance], api_visibility="private")  # fmt: skip
 
         @user_errors
         def on_compare(*values):

@@ -24,7 +24,7 @@ from multifusion.images import load_image, to_data_url
 from multifusion.metadata import generation_record, read_record, save_png
 from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt, TextSegment
 from multifusion.runtime import GenerationSettings, Runtime, image_seed
-from multifusion.syntax import parse_prompt
+from multifusion.syntax import format_prompt, parse_prompt
 
 SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
 
@@ -261,6 +261,16 @@ def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str,
     settings["seed"] = record.get("image_seed", settings.get("seed", 0))
     settings["num_images"] = 1
     return {"segments": segments}, settings, missing
+
+
+def negative_as_text(negative: dict[str, Any] | None) -> str | None:
+    """A recorded negative prompt in the string syntax, for the Negative prompt box ("" for none); None when it
+    holds images, which the box cannot take."""
+    if not negative:
+        return ""
+    if any(isinstance(s, dict) and s.get("type") == "image" for s in negative.get("segments", [])):
+        return None
+    return format_prompt(MultimodalPrompt.from_dict(negative))[0]
 
 
 def data_urls(result: Result) -> dict[str, Any]:
