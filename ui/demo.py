@@ -94,7 +94,7 @@ def build_demo(
                                               label="Examples", type="index", samples_per_page=12)  # fmt: skip
                     restore_file = gr.File(label="Restore: drop a PNG made here", file_types=[".png"], height=140)
                 with gr.Column(scale=4):
-                    gallery = gr.Gallery(label="Images", elem_id="mf-gallery", columns=2, height=420, object_fit="contain", buttons=["download", "fullscreen"])
+                    gallery = gr.Gallery(label="Results", elem_id="mf-gallery", columns=2, height=420, object_fit="contain", buttons=["download", "fullscreen"])
                     with gr.Row():
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="mf-generate", scale=3)
                         cancel_btn = gr.Button("Cancel", variant="secondary", scale=1)
@@ -110,7 +110,7 @@ def build_demo(
                             max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
                             width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width")
                             height = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Height")
-                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images")
+                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run")
                         with gr.Row():
                             manipulate = gr.Radio(["both", "encoder", "unet"], value="both", label="Weights act in")
                             balance = gr.Checkbox(value=True, label="Balance text against images")
@@ -128,7 +128,7 @@ def build_demo(
                                                       "un triángulo azul y un corazón verde"))  # fmt: skip
                 }
             compare_btn = gr.Button("Compare", variant="primary")
-            compare_gallery = gr.Gallery(label="Languages side by side", columns=5, height=300, object_fit="contain")
+            compare_gallery = gr.Gallery(label="Languages side by side", columns=5, height=300, object_fit="contain", format="png")
 
         with gr.Tab("Weight sweep"):
             gr.Markdown("One segment of the Generate tab's composition, its weight swept over a range (same seed).")
@@ -136,9 +136,9 @@ def build_demo(
                 sweep_segment = gr.Number(label="Segment (1 = first card)", value=1, precision=0, minimum=1)
                 sweep_low = gr.Slider(0, 5, value=0, step=0.05, label="From weight")
                 sweep_high = gr.Slider(0, 5, value=2.5, step=0.05, label="To weight")
-                sweep_count = gr.Slider(2, 9, value=5, step=1, label="Images")
+                sweep_count = gr.Slider(2, 9, value=5, step=1, label="Steps along the sweep")
             sweep_btn = gr.Button("Sweep", variant="primary")
-            sweep_gallery = gr.Gallery(label="Weight sweep", columns=5, height=260, object_fit="contain")
+            sweep_gallery = gr.Gallery(label="Weight sweep", columns=5, height=260, object_fit="contain", format="png")
 
         settings_inputs = [steps, guidance, seed, width, height, num_images, negative, manipulate, balance]
 
