@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 
+from multifusion.evaluate import EvalConfig, Evaluator
 from multifusion.pipeline import MultiFusionPipeline
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+from multifusion.schedulers import make_scheduler
 
 
 def tiny_runtime(model: str | None = None) -> tuple[Runtime, str]:
@@ -23,6 +25,19 @@ def tiny_runtime(model: str | None = None) -> tuple[Runtime, str]:
     from multifusion.testing import tiny_pipeline
 
     return Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny random test pipeline (no shipped weights)"
+
+
+def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[str, ...], quick: bool = False) -> dict[str, Any]:
+    """The mean accuracy of each of `benchmarks` ("single", "mcc": the eval's scenes and seeds) with the sampler
+    `scheduler` at `steps`, and its n (summed over languages or variants) as `n_<name>`."""
+    runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
+    evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps), log=lambda _: None)
+    out: dict[str, Any] = {}
+    for name in benchmarks:
+        result = getattr(evaluator, name)()
+        out[name] = statistics.mean(r["accuracy"] for r in result.values())
+        out[f"n_{name}"] = sum(r["n"] for r in result.values())
+    return out
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> list[float]:

@@ -12,15 +12,12 @@ more steps; on CUDA also fp16 and compiled fp16.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
 
-from common import device_name, median, report, timed
-from multifusion.evaluate import EvalConfig, Evaluator
+from common import accuracies, device_name, median, report, timed
 from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
-from multifusion.schedulers import make_scheduler
 
 BASELINE = ("dpm++2m", 25)
 PROMPT = "a red circle"
@@ -37,12 +34,6 @@ def one_image(runtime: Runtime, steps: int, side: int | None = None) -> float:
     if runtime.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def single_accuracy(runtime: Runtime, scheduler: str, steps: int) -> tuple[float, int]:
-    runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
-    result = Evaluator(runtime.pipe, EvalConfig(steps=steps), log=lambda _: None).single()
-    return statistics.mean(r["accuracy"] for r in result.values()), sum(r["n"] for r in result.values())
 
 
 def compiled_rows(model: str, device: str, dtype: str, scheduler: str, steps: int, repeats: int) -> dict[str, float]:
@@ -85,9 +76,10 @@ def main() -> None:
     rows = [(f"baseline: fp32 eager {BASELINE[0]} {BASELINE[1]} steps", f"{baseline_s:.3f} s"),
             (f"default: fp32 eager {scheduler} {steps} steps", f"{default_s:.3f} s  (speedup {baseline_s / default_s:.2f}x)")]  # fmt: skip
     if not args.no_quality:
-        figures["quality_baseline"], n = single_accuracy(baseline, *BASELINE)
-        figures["quality_default"], _ = single_accuracy(default, scheduler, steps)
-        figures["quality_n"] = n
+        quality_baseline = accuracies(baseline, *BASELINE, ("single",))
+        figures["quality_baseline"] = quality_baseline["single"]
+        figures["quality_default"] = accuracies(default, scheduler, steps, ("single",))["single"]
+        figures["quality_n"] = n = quality_baseline["n_single"]
         rows.append((f"single accuracy (n={n}, same seeds)",
                      f"baseline {100 * figures['quality_baseline']:.1f}%  default {100 * figures['quality_default']:.1f}%"))  # fmt: skip
 

@@ -12,30 +12,15 @@ declared default (`schedulers.save_defaults`).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 
 import torch
 
-from common import report
-from multifusion.evaluate import EvalConfig, Evaluator
+from common import accuracies, report
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
-from multifusion.schedulers import SCHEDULERS, make_scheduler, save_defaults
+from multifusion.schedulers import SCHEDULERS, save_defaults
 
 REFERENCE = ("dpm++2m", 25)
-
-
-def accuracies(runtime: Runtime, scheduler: str, steps: int, quick: bool) -> dict[str, float]:
-    """Mean `single` (over languages) and mean `mcc` (over variants) accuracy of one setting."""
-    runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
-    evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps), log=lambda _: None)
-    single, mcc = evaluator.single(), evaluator.mcc()
-    return {
-        "single": statistics.mean(r["accuracy"] for r in single.values()),
-        "mcc": statistics.mean(r["accuracy"] for r in mcc.values()),
-        "n_single": sum(r["n"] for r in single.values()),
-        "n_mcc": sum(r["n"] for r in mcc.values()),
-    }
 
 
 def main() -> None:
@@ -58,7 +43,7 @@ def main() -> None:
     runtime = Runtime.load(args.model, RuntimeOptions(device="cpu"))
     results = {}
     for scheduler, steps in [REFERENCE, *grid]:
-        results[(scheduler, steps)] = accuracies(runtime, scheduler, steps, args.quick)
+        results[(scheduler, steps)] = accuracies(runtime, scheduler, steps, ("single", "mcc"), args.quick)
         r = results[(scheduler, steps)]
         print(f"{scheduler:>15} {steps:3d} steps  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%", flush=True)
 
