@@ -70,9 +70,15 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
     return tokenizer
 
 
-def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0) -> torch.Tensor:
+def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0,
+                   teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   teacher_weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Denoising loss at random timesteps (epsilon or v target, by the scheduler's `prediction_type`), weighted by
     min-SNR-gamma (Hang et al. 2023) to converge faster.
+
+    With a `teacher(noisy, t)`, each sample's prediction is also pulled towards the teacher's on the same noisy
+    latents, by `teacher_weights` (one per sample): the teacher's prediction is a low-variance target that keeps
+    what it already draws right while the student learns new inputs.
 
     For v-prediction the clamp is on SNR + 1 (the v loss's own weight on the clean-image error): clamping SNR, as
     for epsilon, would give the noisiest timesteps, where the layout and colours are read from the prompt, a weight
@@ -87,7 +93,12 @@ def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.T
         target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr + 1, max=snr_gamma) / (snr + 1)
     else:
         target, weight = noise, torch.clamp(snr, max=snr_gamma) / snr
-    return (weight * ((prediction - target) ** 2).mean(dim=(1, 2, 3))).mean()
+    loss = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
+    if teacher is not None:
+        with torch.no_grad():
+            guide = teacher(noisy, t)
+        loss = loss + teacher_weights.to(loss) * ((prediction - guide) ** 2).mean(dim=(1, 2, 3))
+    return (weight * loss).mean()
 
 
 def schedule(config: dict) -> dict:

@@ -16,7 +16,8 @@ Three phases, each under `train()` (resumable, logged):
     must be read like the teacher's encoding of the canonical English caption; token-matching InfoNCE keeps each
     nearer its own scene than the batch's others; the LM loss stays as a regulariser.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
-    images (never both), with a share of empty prompts for guidance.
+    images (never both), with a share of empty prompts for guidance; on image, mixed and empty prompts the
+    teacher's prediction for the bare English caption (or for nothing) is a second target (`teacher_weight`).
 
     multifusion train refine --from weights/multifusion-tiny --config tiny --out runs/refined
 """
@@ -125,8 +126,17 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
 
     def realign_loss(_: int) -> torch.Tensor:
         index = rng.sample(range(len(items)), c["realign_batch_size"])
-        conditioning = pipe.encode([condition(items[i][0], rng, tokenizer, c["max_length"], c) for i in index]).embeds
-        return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning)
+        prompts = [condition(items[i][0], rng, tokenizer, c["max_length"], c) for i in index]
+        conditioning = pipe.encode(prompts).embeds
+        # image, mixed and empty prompts are also pulled towards the teacher reading the bare English caption
+        # (empty: nothing), so that re-aligning for new phrasings keeps what images and guidance already drew
+        with torch.no_grad():
+            canonical = [MultimodalPrompt.of(caption(items[i][0], "en")) if p.segments else p for i, p in zip(index, prompts)]
+            teacher_conditioning = teacher.encode(canonical).embeds
+        guided = [c["teacher_weight"] if p.images or not p.segments else 0.0 for p in prompts]
+        return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning,
+                              teacher=lambda noisy, t: teacher.unet(noisy, t, teacher_conditioning).sample,
+                              teacher_weights=torch.tensor(guided))  # fmt: skip
 
     train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
