@@ -42,8 +42,10 @@ def finite_number(value: Any, what: str, low: float, high: float) -> float:
         raise PromptError(f"{what} must be a number, got {shorten(value)}")
     try:
         number = float(value)
-    except OverflowError:
+    except OverflowError:  # an integer beyond any float is out of range
         number = math.inf
-    if not math.isfinite(number) or not low <= number <= high:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PromptError(f"{what} must be a finite number, got {shorten(value)}")
+    if not low <= number <= high:
         raise PromptError(f"{what} {shorten(value)} is outside [{low:g}, {high:g}]")
     return number

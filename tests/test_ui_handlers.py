@@ -26,7 +26,7 @@ def test_composition_becomes_a_validated_prompt(studio, red_image):
     path = studio.store_image(red_image)
     value = {"segments": [
         {"type": "text", "text": "a photo of", "weight": 1.0, "lang": "en"},
-        {"type": "image", "path": str(path), "weight": "0.5", "name": "ref", "url": "/ignored"},
+        {"type": "image", "path": str(path), "weight": 0.5, "name": "ref", "url": "/ignored"},
         {"type": "text", "text": " bei Nacht", "weight": 2, "lang": "auto"},
     ]}  # fmt: skip
     prompt = handlers.composition_to_prompt(studio, value)
@@ -43,11 +43,13 @@ def test_composition_becomes_a_validated_prompt(studio, red_image):
         ({"type": "image", "path": ""}, "no image given"),
         ({"type": "image", "path": "data:image/png;base64,AAAA"}, "not a readable image"),
         ({"type": "text", "text": "a", "weight": "heavy"}, "must be a number"),
-        ({"type": "text", "text": "a", "weight": "nan"}, "must be finite"),
+        ({"type": "text", "text": "a", "weight": "0.5"}, "must be a number"),  # exact types, as in the API
+        ({"type": "text", "text": "a", "weight": float("nan")}, "must be a finite number"),
+        ({"type": "text", "text": "a", "colour": "red"}, r"segment 1 \(text\): unknown field"),
         ({"type": "text", "text": "a", "weight": 7}, "outside"),
         ({"type": "text", "text": "a", "lang": "pt"}, "unknown language"),
         ({"type": "text", "text": ""}, "is empty"),
-        ({"type": "video"}, "text or an image card"),
+        ({"type": "video"}, '"type" must be "text" or "image"'),
     ],
 )
 def test_bad_compositions_are_refused(studio, segment, message):

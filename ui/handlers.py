@@ -9,7 +9,6 @@ that arrives from a browser is refused.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -80,40 +79,30 @@ class Studio:
 
 
 # --- compositions <-> prompts --------------------------------------------------------------------------------
+_DISPLAY_ONLY = ("path", "url", "thumb")  # the composer's own fields on an image card
+
+
 def composition_to_prompt(studio: Studio, composition: Any) -> MultimodalPrompt:
-    """Validate the composer's value and build the prompt; `PromptError` names the bad segment."""
+    """The composer's value as a prompt, checked by the one prompt schema (`MultimodalPrompt.from_dict`, as for
+    the API and the CLI): an image card's `path` (or data URL) is its image reference, resolved by
+    `Studio.open_image`; `PromptError` names the bad segment."""
     if isinstance(composition, str):
         try:
             composition = json.loads(composition)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PromptError("the composition is not valid JSON") from None
-    if not isinstance(composition, dict) or not isinstance(composition.get("segments"), list):
-        raise PromptError("the composition must be an object with a list of segments")
-    segments = []
-    for index, item in enumerate(composition["segments"]):
-        what = f"segment {index + 1}"
-        if not isinstance(item, dict) or item.get("type") not in ("text", "image"):
-            raise PromptError(f"{what}: must be a text or an image card")
-        weight = item.get("weight", 1.0)
-        if isinstance(weight, str):
-            weight = _number(weight, f"{what}: weight")
-        if item["type"] == "text":
-            lang = item.get("lang") or None
-            segments.append(TextSegment(item.get("text", ""), weight, None if lang == "auto" else lang))
-        else:
-            image = studio.open_image(item.get("path") or item.get("image"), f"{what} (image)")
-            segments.append(ImageSegment(image, weight, item.get("name")))
-    return MultimodalPrompt(tuple(segments)).validate()
+    if isinstance(composition, dict) and isinstance(composition.get("segments"), list):
+        composition = {**composition, "segments": [_as_prompt_item(item) for item in composition["segments"]]}
+    return MultimodalPrompt.from_dict(composition, image_loader=studio.open_image)
 
 
-def _number(value: Any, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise PromptError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise PromptError(f"{what} must be finite, got {value!r}")
-    return number
+def _as_prompt_item(card: Any) -> Any:
+    """A composer card in the prompt schema's form: an image card's reference is its `path`, display fields go."""
+    if not isinstance(card, dict) or card.get("type") != "image":
+        return card
+    item = {k: v for k, v in card.items() if k not in _DISPLAY_ONLY}
+    item["image"] = card.get("path") or card.get("image")
+    return item
 
 
 def settings_from(values: dict[str, Any]) -> GenerationSettings:
