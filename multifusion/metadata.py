@@ -1,7 +1,8 @@
 """Generation records in PNG text metadata (key `multifusion`): the full prompt, images by SHA-256, settings.
 
 The record is enough to reproduce an image given the same model and the referenced images, and lets the app
-restore a composition from a dropped PNG.
+restore a composition from a dropped PNG. Beside it, each PNG carries the same facts as AUTOMATIC1111 writes them
+(key `parameters`), so PNG-info readers and image browsers show them too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from PIL import Image, PngImagePlugin
 from . import __version__
 from .errors import PromptError
 from .prompt import MultimodalPrompt
+from .schedulers import LABELS
+from .syntax import format_prompt
 
 METADATA_KEY = "multifusion"
+PARAMETERS_KEY = "parameters"
 
 
 def generation_record(prompt: MultimodalPrompt, settings: dict[str, Any], model: str, **extra: Any) -> dict[str, Any]:
@@ -30,10 +34,47 @@ def generation_record(prompt: MultimodalPrompt, settings: dict[str, Any], model:
     }
 
 
+def parameters_text(record: dict[str, Any], size: tuple[int, int]) -> str:
+    """The record as AUTOMATIC1111 writes generation parameters: the prompt (in the string syntax, images as
+    `<name>`), a `Negative prompt:` line, then `Key: value` pairs."""
+    settings = record["settings"]
+    lines = [_in_syntax(record["prompt"])]
+    if settings.get("negative"):
+        lines.append("Negative prompt: " + _in_syntax(settings["negative"]))
+    sampler = record.get("scheduler")
+    fields = {
+        "Steps": settings.get("steps"),
+        "Sampler": LABELS.get(sampler, sampler),
+        "CFG scale": settings.get("guidance"),
+        "Seed": record.get("image_seed", settings.get("seed")),
+        "Size": f"{size[0]}x{size[1]}",
+        "Model": record.get("model"),
+        "Weights in": settings.get("manipulate"),
+        "Balance": None if settings.get("auto_balance") is None else ("on" if settings["auto_balance"] else "off"),
+        "Version": f"multifusion {record.get('multifusion_version', '')}".strip(),
+    }
+    lines.append(", ".join(f"{key}: {_field(value)}" for key, value in fields.items() if value is not None))
+    return "\n".join(lines)
+
+
+def _in_syntax(prompt: dict[str, Any]) -> str:
+    """A recorded prompt (images by digest) in the string syntax; only the images' names are needed."""
+    placeholder = Image.new("RGB", (1, 1))
+    return format_prompt(MultimodalPrompt.from_dict(prompt, image_loader=lambda ref, what: placeholder))[0]
+
+
+def _field(value: Any) -> str:
+    """A value as AUTOMATIC1111 writes it: quoted when it holds a separator."""
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ',:"\n') else text
+
+
 def save_png(image: Image.Image, path: str | Path, record: dict[str, Any]) -> Path:
-    """Write `image` as PNG with `record` as JSON under the text key `multifusion`."""
+    """Write `image` as PNG with `record` as JSON under the text key `multifusion` and in AUTOMATIC1111's form
+    under `parameters`."""
     info = PngImagePlugin.PngInfo()
     info.add_itxt(METADATA_KEY, json.dumps(record, ensure_ascii=False))
+    info.add_text(PARAMETERS_KEY, parameters_text(record, image.size))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG", pnginfo=info)

@@ -41,6 +41,10 @@ class RuntimeOptions:
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
+    # One U-Net call for all of a request's images (and prompts): faster on large GPUs, but batched kernels round
+    # differently, so an image may differ from its seed alone by up to 3/255. Off: one image per call, each
+    # bit-identical to its seed alone, so every PNG's record regenerates exactly its pixels.
+    batch_images: bool = False
     max_side_multiple: int = 4  # the largest width/height a request may ask for, in multiples of the native size
     max_cost: float = 400.0  # per request: images x steps x (pixels / native pixels); 400 = 8 native images x 50 steps
 
@@ -242,30 +246,44 @@ class Runtime:
         settings: GenerationSettings | None = None,
         on_step: Callable[[int, int], None] | None = None,
     ) -> list[list[PIL.Image.Image]]:
-        """Several prompts in one batched U-Net call, `settings.num_images` images each.
+        """`settings.num_images` images for each of several prompts, the same seeds for each prompt.
 
-        Image j of every prompt uses `seed + j`, so each prompt's images are those `generate` would give it alone
-        (the same seed across prompts, as a language comparison wants).
-        """
+        Image j of every prompt uses `image_seed(seed, j)` and is exactly the image `generate` gives that prompt
+        and seed alone (up to rounding with `RuntimeOptions.batch_images`, which makes one batched call)."""
         settings = self.complete(settings)
         self.check_cost(settings, len(prompts))
         positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
         if not positives:
             raise PromptError("no prompt to generate from")
         negative = as_prompts(settings.negative)[0].validate(self.pipe.limits, allow_empty=True)
-        pos_embeds, pos_bias = _stack([self.encode(p, settings.manipulate, settings.auto_balance) for p in positives])
-        guided = settings.guidance > 1
+        encoded = [self.encode(p, settings.manipulate, settings.auto_balance) for p in positives]
+        unconditional = self.encode(negative, settings.manipulate, settings.auto_balance) if settings.guidance > 1 else None
+        n = settings.num_images
+        if self.options.batch_images:
+            generators = [g for _ in positives for g in seeded_generators(settings.seed, n)]  # fresh ones per prompt
+            images = self._denoise(encoded, unconditional, settings, generators, n, on_step)
+            return [images[i * n : (i + 1) * n] for i in range(len(positives))]
+        calls = [(encoding, generator) for encoding in encoded for generator in seeded_generators(settings.seed, n)]
+        images = []
+        for done, (encoding, generator) in enumerate(calls):
+            progress = None if on_step is None else (lambda i, total, done=done: on_step(done * total + i, len(calls) * total))
+            images += self._denoise([encoding], unconditional, settings, [generator], 1, progress)
+        return [images[i * n : (i + 1) * n] for i in range(len(positives))]
+
+    def _denoise(self, encoded: list[PromptEncoding], unconditional: PromptEncoding | None, settings: GenerationSettings,
+                 generators: list[torch.Generator], per_prompt: int, on_step: Callable[[int, int], None] | None) -> list[PIL.Image.Image]:  # fmt: skip
+        """One pipeline call: `per_prompt` images for each encoded prompt, guided by `unconditional` if given."""
+        pos_embeds, pos_bias = _stack(encoded)
         neg_embeds = neg_bias = None
-        if guided:
-            neg = self.encode(negative, settings.manipulate, settings.auto_balance)
-            neg_embeds, neg_bias = _stack([neg] * len(positives))
+        if unconditional is not None:
+            neg_embeds, neg_bias = _stack([unconditional] * len(encoded))
 
         def callback(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
             on_step(step + 1, settings.steps)
             return tensors
 
         try:
-            images = self.pipe(
+            return self.pipe(
                 prompt_embeds=pos_embeds,
                 negative_prompt_embeds=neg_embeds,
                 prompt_key_bias=pos_bias,
@@ -274,20 +292,18 @@ class Runtime:
                 guidance_scale=settings.guidance,
                 width=settings.width,
                 height=settings.height,
-                num_images_per_prompt=settings.num_images,
-                generator=[g for _ in positives for g in seeded_generators(settings.seed, settings.num_images)],
+                num_images_per_prompt=per_prompt,
+                generator=generators,
                 callback_on_step_end=callback if on_step else None,
             ).images
         except torch.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             raise OutOfMemoryError(
-                f"the GPU ran out of memory making {len(positives) * settings.num_images} image(s) at "
+                f"the GPU ran out of memory making {len(generators)} image(s) at "
                 f"{settings.width or 'default'}x{settings.height or 'default'}: make fewer or smaller images, "
                 "or start with CPU offload"
             ) from None
-        n = settings.num_images
-        return [images[i * n : (i + 1) * n] for i in range(len(positives))]
 
 
 def _stack(encodings: Sequence[PromptEncoding]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -35,6 +35,10 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
     "ddim": (DDIMScheduler, {}),
 }
 
+# what AUTOMATIC1111 and the tools that read its PNG `parameters` call each sampler
+LABELS = {"dpm++2m": "DPM++ 2M", "dpm++2m-karras": "DPM++ 2M Karras", "dpm++3m": "DPM++ 3M", "unipc": "UniPC",
+          "euler": "Euler", "euler-a": "Euler a", "ddim": "DDIM"}  # fmt: skip
+
 
 def make_scheduler(name: str, config: Any) -> Any:
     """The sampler `name` (a key of `SCHEDULERS`) on the noise schedule of `config` (a scheduler's config)."""

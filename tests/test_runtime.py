@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from multifusion import MultimodalPrompt, OutOfMemoryError, PromptError, TextSegment
-from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions, pick_dtype
+from multifusion.runtime import MAX_SEED, GenerationSettings, Runtime, RuntimeOptions, image_seed, pick_dtype
 
 
 @pytest.fixture
@@ -97,13 +97,32 @@ def test_dtype_choice():
         pick_dtype(torch.device("cpu"), "int8")
 
 
-def test_generate_many_batches_prompts_and_matches_single_generation(runtime):
+def test_every_image_is_exactly_its_seed_alone(runtime):
+    """By default each image is its own U-Net call, so image j of any prompt in a request is bit-identical to that
+    prompt and seed generated alone (what restoring a PNG relies on)."""
+    prompts = ["a red circle", MultimodalPrompt.of("ein blauer Stern", TextSegment(" links", 2.0))]
+    calls, steps = [], []
+    original = runtime.pipe.unet.forward
+    runtime.pipe.unet.forward = lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k)
+    settings = GenerationSettings(steps=2, seed=MAX_SEED, num_images=2)
+    many = runtime.generate_many(prompts, settings, on_step=lambda i, n: steps.append((i, n)))
+    runtime.pipe.unet.forward = original
+    assert calls == [2] * 8  # conditional + unconditional, one image at a time: 4 images x 2 steps
+    assert steps == [(i, 8) for i in range(1, 9)]  # progress counts every image's steps
+    for prompt, images in zip(prompts, many):
+        for j, image in enumerate(images):
+            (alone,) = runtime.generate(prompt, GenerationSettings(steps=2, seed=image_seed(MAX_SEED, j)))
+            assert np.array_equal(np.asarray(image), np.asarray(alone))
+
+
+def test_batch_images_makes_one_call_that_matches_single_generation_up_to_rounding(runtime):
+    batched_runtime = Runtime(runtime.pipe, RuntimeOptions(device="cpu", batch_images=True))
     prompts = ["a red circle", MultimodalPrompt.of("ein blauer Stern", TextSegment(" links", 2.0)), "un cœur vert"]
     settings = GenerationSettings(steps=2, seed=4, num_images=2)
     calls = []
     original = runtime.pipe.unet.forward
     runtime.pipe.unet.forward = lambda *a, **k: calls.append(a[0].shape[0]) or original(*a, **k)
-    batched = runtime.generate_many(prompts, settings)
+    batched = batched_runtime.generate_many(prompts, settings)
     assert calls == [12, 12]  # 3 prompts x 2 images x (conditional + unconditional), in one call per step
     runtime.pipe.unet.forward = original
     for prompt, images in zip(prompts, batched):

@@ -82,6 +82,47 @@ def test_generate_writes_pngs_that_restore_the_composition_exactly(studio, red_i
     assert handlers.negative_as_text(settings["negative"]) == "blurry"  # what the Negative prompt box gets back
 
 
+def test_pngs_carry_automatic1111_parameters_that_png_info_shows(studio):
+    prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a red circle"},
+                                                                  {"type": "text", "text": " and a blue star", "weight": 1.5}]})  # fmt: skip
+    result = handlers.generate(studio, prompt, quick(num_images=2, negative="blurry"))
+    png = Image.open(result.paths[1])
+    lines = png.text["parameters"].splitlines()
+    assert lines[0] == "a red circle(and a blue star:1.5)" or lines[0] == "a red circle( and a blue star:1.5)"
+    assert lines[1] == "Negative prompt: blurry"
+    fields = dict(item.split(": ", 1) for item in lines[2].split(", "))
+    assert fields["Steps"] == "2" and fields["CFG scale"] == "3.0" and fields["Seed"] == "4"
+    assert fields["Size"] == f"{png.width}x{png.height}" and fields["Model"] == "tiny-test"
+    assert fields["Sampler"] and fields["Weights in"] == "both"
+    text, record = handlers.png_info(png)  # read without restoring
+    assert text == png.text["parameters"] and record == result.records[1]
+
+
+def test_png_info_reads_other_tools_parameters_and_refuses_bare_pngs(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, Seed: 1")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a1111.png", pnginfo=info)
+    assert handlers.png_info(Image.open(tmp_path / "a1111.png")) == ("a cat\nSteps: 20, Sampler: Euler a, Seed: 1", None)
+    Image.new("RGB", (8, 8)).save(tmp_path / "bare.png")
+    with pytest.raises(PromptError, match="no generation parameters"):
+        handlers.png_info(Image.open(tmp_path / "bare.png"))
+
+
+def test_compare_and_sweep_pngs_restore_to_the_same_picture(studio):
+    compared, _ = handlers.compare_languages(studio, {"en": "a red circle", "de": "ein blauer Stern"}, quick())
+    prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a red circle"},
+                                                                  {"type": "text", "text": " and a blue star"}]})  # fmt: skip
+    swept = handlers.weight_sweep(studio, prompt, 2, 0.0, 2.0, 3, quick())
+    for result, index in ((compared, 1), (swept, 2)):
+        png = Image.open(result.paths[index])
+        assert read_record(png) == result.records[index] and "parameters" in png.text
+        restored, settings, missing = handlers.restore(studio, png)
+        again = handlers.generate(studio, handlers.composition_to_prompt(studio, restored), handlers.settings_from(settings))
+        assert np.array_equal(np.asarray(again.images[0]), np.asarray(result.images[index]))
+
+
 def test_a_recorded_negative_prompt_becomes_the_text_the_box_holds():
     assert handlers.negative_as_text(None) == ""
     weighted = {"segments": [{"type": "text", "text": "blurry, "}, {"type": "text", "text": "dark", "weight": 1.5}]}
@@ -98,8 +139,9 @@ def test_restore_refuses_foreign_pngs(studio, tmp_path):
 
 
 def test_compare_languages_uses_one_seed_and_reports_similarity(studio):
-    gallery, similarity = handlers.compare_languages(studio, {"en": "a red circle", "de": "ein roter Kreis", "fr": ""}, quick())
-    assert [label.split()[0] for _, label in gallery] == ["en", "de"]
+    result, similarity = handlers.compare_languages(studio, {"en": "a red circle", "de": "ein roter Kreis", "fr": ""}, quick())
+    assert [label.split()[0] for label in result.captions] == ["en", "de"]
+    assert all(label.endswith("seed 3") for label in result.captions)
     assert similarity["en"] == pytest.approx(1.0) and -1 <= similarity["de"] < 0.9999
     with pytest.raises(PromptError, match="at least one language"):
         handlers.compare_languages(studio, {"en": "  "}, quick())
@@ -109,8 +151,8 @@ def test_weight_sweep_changes_the_picture_along_the_strip(studio):
     prompt = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": "a red circle"},
                                                                   {"type": "text", "text": " and a blue star"}]})  # fmt: skip
     strip = handlers.weight_sweep(studio, prompt, 2, 0.0, 2.0, 3, quick())
-    assert [label for _, label in strip] == ["weight 0.00", "weight 1.00", "weight 2.00"]
-    arrays = [np.asarray(image, dtype=float) for image, _ in strip]
+    assert strip.captions == ["weight 0.00 · seed 3", "weight 1.00 · seed 3", "weight 2.00 · seed 3"]
+    arrays = [np.asarray(image, dtype=float) for image in strip.images]
     assert np.abs(arrays[0] - arrays[1]).max() > 0 and np.abs(arrays[2] - arrays[1]).max() > 0
     with pytest.raises(PromptError, match="pick a segment"):
         handlers.weight_sweep(studio, prompt, 5, 0.0, 2.0, 3, quick())

@@ -141,9 +141,9 @@ def test_half_precision_draws_what_full_precision_draws(dtype):
 
 
 def test_a_batched_image_is_its_single_image_up_to_rounding():
-    """Image i of a batch has the noise of seed + i alone; batched kernels round differently, so pixels may differ
+    """With `batch_images`, image i of a batch has the noise of seed + i alone; batched kernels round differently, so pixels may differ
     by a few levels of 255 (the README's contract), never in what the picture shows."""
-    runtime = Runtime.load(DEFAULT_MODEL, RuntimeOptions(device="cpu"))
+    runtime = Runtime.load(DEFAULT_MODEL, RuntimeOptions(device="cpu", batch_images=True))
     from multifusion.runtime import GenerationSettings
 
     batch = runtime.generate("a green heart and a blue square", GenerationSettings(seed=20, num_images=4))

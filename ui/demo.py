@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
+from PIL import Image, UnidentifiedImageError
 
 from multifusion.errors import MultiFusionError
 from multifusion.prompt import LANGUAGES, MultimodalPrompt
@@ -61,6 +62,14 @@ def user_errors(fn: Callable) -> Callable:
                            print_exception=False) from None  # fmt: skip
 
     return wrapper
+
+
+def open_png(file: Any) -> Image.Image:
+    """A dropped file as an image; anything else is the user's mistake, not a crash."""
+    try:
+        return Image.open(file)
+    except (OSError, UnidentifiedImageError):
+        raise gr.Error("That file is not an image.", print_exception=False) from None
 
 
 def build_demo(
@@ -140,6 +149,13 @@ def build_demo(
             sweep_btn = gr.Button("Sweep", variant="primary")
             sweep_gallery = gr.Gallery(label="Weight sweep", columns=5, height=260, object_fit="contain", format="png")
 
+        with gr.Tab("PNG info"):
+            gr.Markdown("Drop a PNG to read how it was made, without restoring it: from this studio, or any tool "
+                        "that writes AUTOMATIC1111's `parameters`.")  # fmt: skip
+            info_file = gr.File(label="PNG to read", file_types=[".png"], height=140)
+            info_text = gr.Textbox(label="Parameters", lines=4, interactive=False, buttons=["copy"], elem_id="mf-png-info")
+            info_record = gr.JSON(label="MultiFusion record")
+
         settings_inputs = [steps, guidance, seed, width, height, num_images, negative, manipulate, balance]
 
         def settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance) -> Any:
@@ -153,12 +169,18 @@ def build_demo(
                         request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
+            progress((0, settings.steps * settings.num_images), desc="Denoising", unit="steps")
+            result = run(studio, prompt, settings, on_step=denoising(progress), cancel=fresh_cancel(request))
+            return result.gallery(), result.records[0], settings.seed
+
+        def fresh_cancel(request: gr.Request | None):
+            """This session's cancel flag, cleared as its new job starts."""
             cancel = studio.cancel_flag(request.session_hash if request else "local")
             cancel.clear()
-            progress((0, settings.steps), desc="Denoising", unit="steps")
-            result = run(studio, prompt, settings, on_step=lambda i, n: progress((i, n), desc="Denoising", unit="steps"), cancel=cancel)
-            captioned = [(str(p), f"seed {r['image_seed']}") for p, r in zip(result.paths, result.records)]
-            return captioned, result.records[0], settings.seed
+            return cancel
+
+        def denoising(progress: gr.Progress) -> Callable[[int, int], None]:
+            return lambda i, n: progress((i, n), desc="Denoising", unit="steps")
 
         def on_cancel(request: gr.Request):
             studio.cancel_flag(request.session_hash if request else "local").set()
@@ -180,13 +202,7 @@ def build_demo(
         def on_restore(file):
             if file is None:
                 return gr.skip()
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                png = Image.open(file)
-            except (OSError, UnidentifiedImageError):
-                raise gr.Error("That file is not an image.", print_exception=False) from None
-            value, settings, missing = handlers.restore(studio, png)
+            value, settings, missing = handlers.restore(studio, open_png(file))
             negative_text = handlers.negative_as_text(settings.get("negative"))
             not_restored = [f"the images of {', '.join(missing)} (not on this server any more: add them again)"] if missing else []
             if negative_text is None:
@@ -200,24 +216,35 @@ def build_demo(
                     gr.skip() if negative_text is None else negative_text, settings.get("manipulate", "both"),
                     settings.get("auto_balance", True))  # fmt: skip
 
+        @user_errors
+        def on_png_info(file):
+            if file is None:
+                return gr.skip()
+            return handlers.png_info(open_png(file))
+
+        info_file.upload(on_png_info, info_file, [info_text, info_record], api_visibility="private")
+
         restore_file.upload(on_restore, restore_file, [composition, steps, guidance, seed, width, height, num_images,
                                                        negative, manipulate, balance], api_visibility="private")  # fmt: skip
 
         @user_errors
-        def on_compare(*values):
-            texts = dict(zip(LANGUAGES, values[: len(LANGUAGES)]))
-            settings = settings_of(*values[len(LANGUAGES) :])
-            gallery_items, _ = handlers.compare_languages(studio, texts, settings)
-            return gallery_items
+        def on_compare(en, de, fr, it, es, steps, guidance, seed, width, height, num_images, negative, manipulate, balance,
+                       request: gr.Request, progress=gr.Progress()):  # fmt: skip
+            texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
+            settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
+            result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress), fresh_cancel(request))
+            return result.gallery()
 
         compare_btn.click(on_compare, [*lang_boxes.values(), *settings_inputs], compare_gallery, concurrency_id=GPU,
                           api_visibility="private")  # fmt: skip
 
         @user_errors
-        def on_sweep(value, index, low, high, count, *controls):
+        def on_sweep(value, index, low, high, count, steps, guidance, seed, width, height, num_images, negative, manipulate,
+                     balance, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
-            settings = settings_of(*controls)
-            return handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings)
+            settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
+            return handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
+                                         denoising(progress), fresh_cancel(request)).gallery()  # fmt: skip
 
         sweep_btn.click(on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs],
                         sweep_gallery, concurrency_id=GPU, api_visibility="private")  # fmt: skip
@@ -238,8 +265,8 @@ def build_demo(
 
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
-            items, similarity = handlers.compare_languages(studio, texts, handlers.settings_from(settings))
-            return {"images": {lang: to_data_url(im) for lang, (im, _) in zip(similarity, items)}, "similarity": similarity}
+            result, similarity = handlers.compare_languages(studio, texts, handlers.settings_from(settings))
+            return {"images": {lang: to_data_url(im) for lang, im in zip(similarity, result.images)}, "similarity": similarity}
 
         gr.api(generate, api_name="generate", concurrency_id=GPU)
         gr.api(compare, api_name="compare", concurrency_id=GPU)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,8 +20,8 @@ from PIL import Image
 from multifusion.checks import check_unicode, is_blank, shorten
 from multifusion.errors import PromptError
 from multifusion.images import load_image, to_data_url
-from multifusion.metadata import generation_record, read_record, save_png
-from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt, TextSegment
+from multifusion.metadata import PARAMETERS_KEY, generation_record, parameters_text, read_record, save_png
+from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt
 from multifusion.runtime import GenerationSettings, Runtime, image_seed
 from multifusion.syntax import format_prompt, parse_prompt
 
@@ -139,11 +139,29 @@ def _negative(value: Any) -> MultimodalPrompt | None:
 # --- generation ------------------------------------------------------------------------------------------------
 @dataclass
 class Result:
-    """Generated images, their PNG files (with metadata) and the records in them."""
+    """Generated images, their PNG files (with metadata), the records in them and the gallery's captions."""
 
-    images: list[Image.Image]
-    paths: list[Path]
-    records: list[dict[str, Any]]
+    images: list[Image.Image] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+
+    def keep(self, studio: Studio, prompt: MultimodalPrompt, settings: GenerationSettings, image: Image.Image,
+             index: int, caption: str = "") -> None:  # fmt: skip
+        """Add image `index` of a run of `prompt` with (completed) `settings`, written as a PNG with its record,
+        so that every picture the studio shows can be traced and restored."""
+        record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
+                                   image_seed=image_seed(settings.seed, index), scheduler=studio.runtime.scheduler_name)  # fmt: skip
+        digest = ImageSegment(image).digest[:12]
+        self.paths.append(save_png(image, studio.output_dir / f"multifusion-{record['image_seed']}-{digest}.png", record))
+        self.images.append(image)
+        self.records.append(record)
+        self.captions.append(" · ".join(filter(None, (caption, f"seed {record['image_seed']}"))))
+        for prompt_image in prompt.images:
+            studio.store_image(prompt_image)
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [(str(path), caption) for path, caption in zip(self.paths, self.captions)]
 
 
 def generate(
@@ -154,6 +172,15 @@ def generate(
     cancel: threading.Event | None = None,
 ) -> Result:
     """Generate, write PNGs carrying the record, and keep the prompt's images for restoring."""
+    settings = studio.runtime.complete(settings)
+    result = Result()
+    for index, image in enumerate(studio.runtime.generate(prompt, settings, on_step=stepper(on_step, cancel))):
+        result.keep(studio, prompt, settings, image, index)
+    return result
+
+
+def stepper(on_step: Callable[[int, int], None] | None, cancel: threading.Event | None) -> Callable[[int, int], None]:
+    """The runtime's per-step callback: report progress, and stop at the next step once `cancel` is set."""
 
     def step(i: int, n: int) -> None:
         if cancel is not None and cancel.is_set():
@@ -161,23 +188,16 @@ def generate(
         if on_step is not None:
             on_step(i, n)
 
-    settings = studio.runtime.complete(settings)
-    images = studio.runtime.generate(prompt, settings, on_step=step)
-    for image in prompt.images:
-        studio.store_image(image)
-    paths, records = [], []
-    for index, image in enumerate(images):
-        record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
-                                   image_seed=image_seed(settings.seed, index), scheduler=studio.runtime.scheduler_name)  # fmt: skip
-        digest = ImageSegment(image).digest[:12]
-        paths.append(save_png(image, studio.output_dir / f"multifusion-{record['image_seed']}-{digest}.png", record))
-        records.append(record)
-    return Result(images, paths, records)
+    return step
 
 
 def compare_languages(
-    studio: Studio, texts: dict[str, str], settings: GenerationSettings
-) -> tuple[list[tuple[Image.Image, str]], dict[str, float]]:
+    studio: Studio,
+    texts: dict[str, str],
+    settings: GenerationSettings,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[Result, dict[str, float]]:
     """The same seed for one prompt in several languages; each language's encoding similarity to the first."""
     unknown = set(texts) - set(LANGUAGES)
     if unknown:
@@ -197,13 +217,13 @@ def compare_languages(
             raise PromptError(f"{lang}: {error}") from None
     first = next(iter(prompts))
     reference = _mean_encoding(studio, prompts[first])
-    one_each = GenerationSettings(**{**settings.__dict__, "num_images": 1})
-    images = studio.runtime.generate_many(list(prompts.values()), one_each)  # one batched call, the same seed
-    gallery, similarity = [], {}
+    one_each = studio.runtime.complete(replace(settings, num_images=1))
+    images = studio.runtime.generate_many(list(prompts.values()), one_each, stepper(on_step, cancel))  # the same seed
+    result, similarity = Result(), {}
     for (lang, prompt), (image,) in zip(prompts.items(), images):
         similarity[lang] = float(_cosine(_mean_encoding(studio, prompt), reference))
-        gallery.append((image, f"{lang}  ·  similarity to {first}: {similarity[lang]:.3f}"))
-    return gallery, similarity
+        result.keep(studio, prompt, one_each, image, 0, f"{lang} · similarity to {first}: {similarity[lang]:.3f}")
+    return result, similarity
 
 
 def _mean_encoding(studio: Studio, prompt: MultimodalPrompt):
@@ -219,17 +239,28 @@ def _cosine(a, b) -> float:
 
 
 def weight_sweep(
-    studio: Studio, prompt: MultimodalPrompt, index: int, low: float, high: float, count: int, settings: GenerationSettings
-) -> list[tuple[Image.Image, str]]:
+    studio: Studio,
+    prompt: MultimodalPrompt,
+    index: int,
+    low: float,
+    high: float,
+    count: int,
+    settings: GenerationSettings,
+    on_step: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Result:
     """One segment's weight over [low, high] in `count` steps, same seed: a strip of images."""
     if not isinstance(count, int) or not 2 <= count <= 9:
         raise PromptError(f"the sweep takes 2 to 9 images, got {count!r}")
     if not 1 <= index <= len(prompt.segments):
         raise PromptError(f"pick a segment from 1 to {len(prompt.segments)}, got {index}")
-    weights = [low + (high - low) * k / (count - 1) for k in range(count)]
-    swept = [prompt.with_weight(index - 1, round(w, 4)).validate() for w in weights]
-    images = studio.runtime.generate_many(swept, GenerationSettings(**{**settings.__dict__, "num_images": 1}))
-    return [(image, f"weight {w:.2f}") for w, (image,) in zip(weights, images)]
+    weights = [round(low + (high - low) * k / (count - 1), 4) for k in range(count)]
+    swept = [prompt.with_weight(index - 1, w).validate() for w in weights]
+    one_each = studio.runtime.complete(replace(settings, num_images=1))
+    result = Result()
+    for weight, prompt_at, (image,) in zip(weights, swept, studio.runtime.generate_many(swept, one_each, stepper(on_step, cancel))):
+        result.keep(studio, prompt_at, one_each, image, 0, f"weight {weight:.2f}")
+    return result
 
 
 def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -250,6 +281,22 @@ def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str,
     settings["seed"] = record.get("image_seed", settings.get("seed", 0))
     settings["num_images"] = 1
     return {"segments": segments}, settings, missing
+
+
+def png_info(png: Image.Image) -> tuple[str, dict[str, Any] | None]:
+    """How a PNG was made, without restoring it: its `parameters` text (AUTOMATIC1111's form, from this studio or
+    any tool that writes it) and its MultiFusion record, if it has one."""
+    chunks = getattr(png, "text", None) or png.info
+    try:
+        record = read_record(png)
+    except PromptError:
+        record = None
+    text = chunks.get(PARAMETERS_KEY)
+    if text is None and record is not None:
+        text = parameters_text(record, png.size)
+    if text is None:
+        raise PromptError("this PNG carries no generation parameters (no MultiFusion record, no `parameters` text)")
+    return str(text), record
 
 
 def negative_as_text(negative: dict[str, Any] | None) -> str | None:
