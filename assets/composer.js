@@ -20,6 +20,19 @@ function read(value) {
 
 function commit() {
   props.value = { segments: segments.map((s) => ({ ...s })) };
+  keep();
+}
+
+// The composition survives a reload: kept in this browser's storage (image cards by their uploaded file) and
+// given back by the page's load event (ui/demo.py, RESTORE_COMPOSITION).
+function keep() {
+  try { localStorage.setItem("multifusion-studio.composition", JSON.stringify({ segments })); } catch (e) { /* storage full or off */ }
+}
+
+function focusCard(index, control) {
+  const card = list.querySelector(`.mf-card[data-index="${index}"]`);
+  const target = card && control ? card.querySelector(control) : card;
+  (target || element.querySelector(".mf-add-text")).focus();
 }
 
 function say(message) {
@@ -132,8 +145,8 @@ function card(seg, index) {
     el("span", { class: "mf-spacer" }),
     el("button", { class: "mf-btn mf-up", title: "Move up (Alt+↑)", "aria-label": `Move segment ${index + 1} up`, text: "↑", disabled: index === 0, onclick: () => move(index, index - 1) }),
     el("button", { class: "mf-btn mf-down", title: "Move down (Alt+↓)", "aria-label": `Move segment ${index + 1} down`, text: "↓", disabled: index === segments.length - 1, onclick: () => move(index, index + 1) }),
-    el("button", { class: "mf-btn mf-dup", title: "Duplicate", "aria-label": `Duplicate segment ${index + 1}`, onclick: () => { segments.splice(index + 1, 0, { ...seg }); commit(); render(); } }, [copyIcon()]),
-    el("button", { class: "mf-btn mf-del", title: "Remove", "aria-label": `Remove segment ${index + 1}`, text: "✕", onclick: () => { segments.splice(index, 1); commit(); render(); } }),
+    el("button", { class: "mf-btn mf-dup", title: "Duplicate", "aria-label": `Duplicate segment ${index + 1}`, onclick: () => { segments.splice(index + 1, 0, { ...seg }); commit(); render(); focusCard(index + 1, ".mf-dup"); } }, [copyIcon()]),
+    el("button", { class: "mf-btn mf-del", title: "Remove", "aria-label": `Remove segment ${index + 1}`, text: "✕", onclick: () => { segments.splice(index, 1); commit(); render(); focusCard(Math.min(index, segments.length - 1), ".mf-del"); } }),
   ]);
   const body = isText
     ? el("textarea", {
@@ -154,6 +167,9 @@ function card(seg, index) {
       e.dataTransfer.setData("text/plain", `segment ${index + 1}`);
     },
     ondragend: () => { dragFrom = null; list.classList.remove("mf-dragging"); },
+    ondragover: (e) => { if (e.dataTransfer?.types?.includes("Files")) { e.preventDefault(); e.currentTarget.classList.add("mf-over"); } },
+    ondragleave: (e) => e.currentTarget.classList.remove("mf-over"),
+    ondrop: (e) => { if (e.dataTransfer?.files?.length) { e.currentTarget.classList.remove("mf-over"); dropAt(e, index + 1); } },
     onkeydown: (e) => {
       if (e.altKey && e.key === "ArrowUp") { e.preventDefault(); move(index, index - 1); }
       if (e.altKey && e.key === "ArrowDown") { e.preventDefault(); move(index, index + 1); }
@@ -188,12 +204,13 @@ fileInput.addEventListener("change", async () => {
 });
 list.addEventListener("dragover", (e) => { if (e.dataTransfer?.types?.includes("Files")) { e.preventDefault(); list.classList.add("mf-dragging"); } });
 list.addEventListener("drop", (e) => dropAt(e, segments.length));
-element.addEventListener("paste", async (e) => {
+// An image pasted anywhere on the page joins the prompt, after the card last focused (or at the end).
+document.addEventListener("paste", async (e) => {
   const files = Array.from(e.clipboardData?.files || []).filter((f) => f.type.startsWith("image/"));
   if (files.length) {
     e.preventDefault();
     await addImages(files, insertAt ?? segments.length);
   }
 });
-watch("value", () => { segments = read(props.value); say(""); render(); });
+watch("value", () => { segments = read(props.value); say(""); render(); keep(); });
 render();

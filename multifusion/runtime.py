@@ -161,6 +161,9 @@ class Runtime:
         self.device = pick_device(self.options.device)
         self.pipe = pipe
         self.cache = EncodingCache(self.options.cache_size)
+        # A pipeline's scheduler keeps state across steps, so two threads must never denoise with it at once (a
+        # server's cancelled job may still be finishing its step when the next one starts).
+        self._generating = threading.Lock()
         if self.options.cpu_offload and self.device.type != "cpu":
             pipe.enable_model_cpu_offload(device=self.device)
         else:
@@ -250,6 +253,10 @@ class Runtime:
 
         Image j of every prompt uses `image_seed(seed, j)` and is exactly the image `generate` gives that prompt
         and seed alone (up to rounding with `RuntimeOptions.batch_images`, which makes one batched call)."""
+        with self._generating:  # one generation at a time on the one pipeline, whoever the caller
+            return self._generate_many(prompts, settings, on_step)
+
+    def _generate_many(self, prompts, settings, on_step) -> list[list[PIL.Image.Image]]:
         settings = self.complete(settings)
         self.check_cost(settings, len(prompts))
         positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]

@@ -54,7 +54,11 @@ def live_app(tmp_path_factory):
     from ui import Studio, build_demo
     from ui.launch import LAUNCH_OPTIONS
 
-    studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny-test",
+    from multifusion.model_card import ModelCard
+    from multifusion.shapes.vocabulary import shapes_vocabulary
+
+    card = ModelCard("flat shapes", ("en", "de", "fr", "it", "es"), shapes_vocabulary())  # as multifusion-tiny declares
+    studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny-test", card=card,
                     work_dir=tmp_path_factory.mktemp("studio"))  # fmt: skip
     demo = build_demo(studio)
     port = free_port()

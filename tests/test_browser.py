@@ -130,3 +130,166 @@ def test_examples_load_into_the_composer(page):
     page.wait_for_selector(".mf-card-image img")
     assert page.locator(".mf-card .mf-kind").all_inner_texts() == ["IMAGE 1", "TEXT 2", "IMAGE 3"]
     page.screenshot(path=str(SHOTS / "example.png"), full_page=True)
+
+
+# --- daily use: keys, focus, drops, paste, reload, history, notices, small screens, a fair queue -----------------
+def set_number(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def captions(page, gallery="#mf-gallery"):
+    page.wait_for_selector(f"{gallery} img", timeout=60000)
+    return page.locator(f"{gallery} .caption-label").all_inner_texts()
+
+
+def test_ctrl_enter_generates_with_a_new_random_seed_each_run(page, live_app):
+    page.locator(".mf-text").nth(0).fill("a red circle")
+    set_number(page, "mf-num-images", 1)
+    page.keyboard.press("Control+Enter")
+    first = captions(page)
+    page.locator(".mf-text").nth(0).focus()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(f"() => !document.querySelector('#mf-gallery')?.innerText.includes({first[0]!r})", timeout=60000)
+    second = captions(page)
+    assert first[0].startswith("seed ") and second[0].startswith("seed ") and first != second
+    page.click("text=Reuse last seed")  # the last run's seed, to make it again
+    assert page.locator("#mf-seed input[type=number]").input_value() == second[0].removeprefix("seed ")
+
+
+def test_focus_stays_on_a_card_after_remove_and_duplicate(page):
+    page.locator(".mf-text").nth(0).fill("one")
+    page.click('.mf-card[data-index="0"] .mf-dup')
+    assert page.evaluate("document.activeElement.closest('.mf-card')?.dataset.index") == "1"
+    page.click('.mf-card[data-index="1"] .mf-del')
+    assert page.evaluate("document.activeElement.closest('.mf-card')?.dataset.index") == "0"
+    page.keyboard.press("Enter")  # the focused Remove button removes the last card; focus goes to "+ Text"
+    assert page.evaluate("document.activeElement.classList.contains('mf-add-text')")
+
+
+def test_a_file_dropped_on_a_card_goes_after_it_and_paste_works_anywhere(page):
+    page.click(".mf-add-text")
+    drop_file(page, '.mf-card[data-index="0"]', "blue.png", png_bytes((30, 90, 220)))
+    page.wait_for_selector(".mf-card-image img")
+    assert page.locator(".mf-card .mf-kind").all_inner_texts() == ["TEXT 1", "IMAGE 2", "TEXT 3"]
+    page.locator("#mf-negative textarea, #mf-negative input").first.focus()  # outside the composer
+    page.evaluate(
+        """(b64) => { const dt = new DataTransfer(); const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            dt.items.add(new File([bytes], "pasted.png", {type: "image/png"}));
+            document.activeElement.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true})); }""",
+        png_bytes((220, 30, 30)),
+    )
+    page.wait_for_function("() => document.querySelectorAll('.mf-card-image').length === 2")
+    assert page.locator(".mf-card .mf-name").all_inner_texts() == ["blue", "pasted"]
+
+
+def test_the_composition_survives_a_reload(page):
+    page.locator(".mf-text").nth(0).fill("ein grüner Stern, nach dem Neuladen")
+    page.reload()
+    page.wait_for_selector(".mf-card")
+    assert page.locator(".mf-text").nth(0).input_value() == "ein grüner Stern, nach dem Neuladen"
+
+
+def test_unknown_words_get_a_gentle_notice_and_errors_show_their_text(page):
+    page.locator(".mf-text").nth(0).fill("a cat on a sofa")
+    notice = page.locator("#mf-vocabulary")
+    notice.get_by_text("“cat”, “sofa”").wait_for(timeout=10000)
+    assert "flat shapes" in notice.inner_text()
+    page.locator(".mf-text").nth(0).fill("a red circle")
+    page.wait_for_function("() => !document.querySelector('#mf-vocabulary').innerText.includes('cat')")
+    page.locator("#mf-negative textarea, #mf-negative input").first.fill("<cat>")  # an image name, as HTML would eat it
+    page.click("#mf-generate")
+    page.get_by_text("negative prompt, ").first.wait_for(timeout=30000)
+    assert "<cat>" in page.get_by_text("negative prompt, ").first.inner_text()
+    page.screenshot(path=str(SHOTS / "notice-and-error.png"))
+
+
+def test_history_restores_an_earlier_image_with_a_click(page, live_app):
+    page.locator(".mf-text").nth(0).fill("a blue star")
+    set_number(page, "mf-num-images", 1)
+    page.click("#mf-generate")
+    (seed,) = captions(page)
+    page.locator(".mf-text").nth(0).fill("something else")
+    page.locator("#mf-history img").first.click()
+    page.get_by_text("Restored the composition").first.wait_for(timeout=30000)
+    assert page.locator(".mf-text").nth(0).input_value() == "a blue star"
+    assert page.locator("#mf-seed input[type=number]").input_value() == seed.removeprefix("seed ")
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 720}, {"width": 390, "height": 844}], ids=["laptop", "phone"])
+def test_generate_is_reachable_without_scrolling(browser, live_app, viewport):
+    page = browser.new_page(viewport=viewport)
+    page.goto(live_app[0])
+    page.wait_for_selector(".mf-card", timeout=30000)
+    box = page.locator("#mf-generate").bounding_box()
+    page.screenshot(path=str(SHOTS / f"reach-{viewport['width']}.png"))
+    page.close()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+@pytest.fixture
+def slow_model(live_app):
+    """Each U-Net call of the live app takes 50 ms longer, as on a big model, so that jobs can be caught running."""
+    import time
+
+    unet = live_app[1].runtime.pipe.unet
+    original = unet.forward
+    unet.forward = lambda *a, **k: time.sleep(0.05) or original(*a, **k)
+    yield
+    unet.forward = original
+
+
+def outputs_of(studio, text):
+    return [p for p in studio.output_dir.glob("*.png") if any(s.get("text") == text for s in read_record(Image.open(p))["prompt"]["segments"])]
+
+
+def start_long_job(page, text):
+    page.locator(".mf-text").nth(0).fill(text)
+    set_number(page, "mf-steps", 50)
+    set_number(page, "mf-num-images", 8)
+    page.click("#mf-generate")
+    page.locator(".progress-text, .eta-bar").first.wait_for(timeout=30000)
+
+
+def test_a_closed_tab_stops_its_job_and_the_next_visitor_runs(browser, live_app, slow_model):
+    studio = live_app[1]
+    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+    for page in (a, b):
+        page.goto(live_app[0])
+        page.wait_for_selector(".mf-card", timeout=30000)
+    start_long_job(a, "a long job that nobody waits for")
+    a.close(run_before_unload=True)
+    b.locator(".mf-text").nth(0).fill("the next visitor")
+    set_number(b, "mf-num-images", 1)
+    set_number(b, "mf-steps", 2)
+    b.click("#mf-generate")
+    captions(b)
+    b.close()
+    assert outputs_of(studio, "a long job that nobody waits for") == []  # stopped, never finished
+    assert len(outputs_of(studio, "the next visitor")) == 1
+
+
+def test_cancel_while_queued_leaves_no_job_behind(browser, live_app, slow_model):
+    studio = live_app[1]
+    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+    for page in (a, b):
+        page.goto(live_app[0])
+        page.wait_for_selector(".mf-card", timeout=30000)
+    start_long_job(a, "the job ahead")
+    b.locator(".mf-text").nth(0).fill("a job cancelled while waiting")
+    b.click("#mf-generate")
+    b.get_by_text("queue:").first.wait_for(timeout=30000)  # waiting behind A's job
+    b.keyboard.press("Escape")
+    b.get_by_text("queue:").first.wait_for(state="hidden", timeout=30000)  # out of the queue at once
+    a.keyboard.press("Escape")  # A cancels too: its progress goes, the queue is free
+    a.locator(".progress-text, .eta-bar").first.wait_for(state="hidden", timeout=30000)
+    a.locator(".mf-text").nth(0).fill("a job after the cancels")  # the queue is first in, first out: had B's job
+    set_number(a, "mf-steps", 2)                                 # stayed in it, it would run before this one
+    set_number(a, "mf-num-images", 1)
+    a.click("#mf-generate")
+    captions(a)
+    for page in (a, b):
+        page.close()
+    assert outputs_of(studio, "a job cancelled while waiting") == [] and outputs_of(studio, "the job ahead") == []
+    assert len(outputs_of(studio, "a job after the cancels")) == 1

@@ -5,8 +5,8 @@ and the plain handlers in `handlers.py`; user mistakes become `gr.Error` message
 from __future__ import annotations
 
 import functools
+import html
 import logging
-import random
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +28,16 @@ from .handlers import Cancelled, Studio
 LOG = logging.getLogger("multifusion.studio")
 GPU = "multifusion-gpu"  # every event that runs the pipeline shares one concurrency group: one at a time
 QUEUE_SIZE = 16
+# On page load, the composition this browser kept (assets/composer.js) replaces the default one.
+RESTORE_COMPOSITION = """(current) => {
+  try {
+    const kept = JSON.parse(localStorage.getItem("multifusion-studio.composition"));
+    return kept && Array.isArray(kept.segments) && kept.segments.length ? kept : current;
+  } catch (e) {
+    return current;
+  }
+}"""
+HISTORY = 40  # images kept in a session's history strip
 # System fonts only: the page must work offline, so nothing is fetched from a font CDN.
 THEME = gr.themes.Soft(
     primary_hue="violet", secondary_hue="amber", font=["system-ui", "Segoe UI", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -35,21 +45,30 @@ THEME = gr.themes.Soft(
 CSS = """
 #mf-title h1 { margin-bottom: 0; }
 #mf-model { font-size: 0.9em; opacity: 0.85; }
-#mf-generate { min-height: 48px; font-size: 1.05em; }
+#mf-generate, #mf-cancel { min-height: 48px; font-size: 1.05em; }
+#mf-vocabulary { font-size: 0.9em; opacity: 0.9; }
+/* Generate and Cancel stay in reach: at the top of the results column, and on narrow screens (where the columns
+   stack below a long composer) in a bar fixed to the bottom of the window. */
+@media (max-width: 900px) {
+  #mf-actions { position: fixed; left: 0; right: 0; bottom: 0; z-index: 100; margin: 0; padding: 8px 12px;
+                background: var(--background-fill-primary); box-shadow: 0 -2px 10px rgba(0, 0, 0, 0.15); }
+  body { padding-bottom: 80px; }
+}
 """
 
 
-def user_errors(fn: Callable) -> Callable:
+def user_errors(fn: Callable, as_html: bool = True) -> Callable:
     """Turn project errors into `gr.Error` (shown to the user) and a cancel into a notice. Any other exception is
     a bug: the client gets a short message with an id, and the server log gets the id with the traceback, so no
-    internals (object reprs, addresses, paths) ever reach a client."""
+    internals (object reprs, addresses, paths) ever reach a client. The page shows messages as HTML, so their text
+    is escaped there (`<cat>` in a prompt stays visible); API answers (`as_html=False`) keep it plain."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MultiFusionError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+            raise gr.Error(html.escape(str(error)) if as_html else str(error), print_exception=False) from None
         except Cancelled:
             gr.Info("Generation cancelled.")
             return gr.skip()
@@ -62,6 +81,20 @@ def user_errors(fn: Callable) -> Callable:
                            print_exception=False) from None  # fmt: skip
 
     return wrapper
+
+
+def api_errors(fn: Callable) -> Callable:
+    return user_errors(fn, as_html=False)
+
+
+def model_header(studio: Studio, side: int) -> str:
+    """The model's name, native size, languages and what it draws, as its card declares them."""
+    card = studio.card
+    facts = [f"**Model:** `{studio.model_name}`", f"native size {side}×{side} px"]
+    if card.languages:
+        facts.append("languages: " + ", ".join(card.languages))
+    header = " · ".join(facts)
+    return header + (f"  \n**Draws** {html.escape(card.draws)}." if card.draws else "")
 
 
 def open_png(file: Any) -> Image.Image:
@@ -91,44 +124,50 @@ def build_demo(
     with gr.Blocks(title="MultiFusion Studio") as demo:
         gr.Markdown("# MultiFusion Studio\nCompose prompts from text in five languages and images, with a weight per segment.",
                     elem_id="mf-title")  # fmt: skip
-        gr.Markdown(f"**Model:** `{studio.model_name}`", elem_id="mf-model")
+        gr.Markdown(model_header(studio, default_side), elem_id="mf-model")
         last_seed = gr.State(None)
+        history_paths = gr.State([])  # this session's PNGs, newest first
 
         with gr.Tab("Generate"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=5):
                     composition = composer(examples[0]["composition"])
-                    negative = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (optional)", lines=1)
+                    vocabulary = gr.Markdown("", elem_id="mf-vocabulary")
+                    negative = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (optional)", lines=1, elem_id="mf-negative")
                     example_list = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[[e["label"]] for e in examples],
                                               label="Examples", type="index", samples_per_page=12)  # fmt: skip
                     restore_file = gr.File(label="Restore: drop a PNG made here", file_types=[".png"], height=140)
                 with gr.Column(scale=4):
-                    gallery = gr.Gallery(label="Results", elem_id="mf-gallery", columns=2, height=420, object_fit="contain", buttons=["download", "fullscreen"])
-                    with gr.Row():
-                        generate_btn = gr.Button("Generate", variant="primary", elem_id="mf-generate", scale=3)
-                        cancel_btn = gr.Button("Cancel", variant="secondary", scale=1)
+                    with gr.Row(elem_id="mf-actions"):
+                        generate_btn = gr.Button("Generate", variant="primary", elem_id="mf-generate", elem_classes="mf-run", scale=3)
+                        cancel_btn = gr.Button("Cancel", variant="secondary", elem_id="mf-cancel", elem_classes="mf-cancel", scale=1)
+                    gallery = gr.Gallery(label="Results", elem_id="mf-gallery", columns=4, height="auto", object_fit="contain",
+                                         buttons=["download", "fullscreen"])  # fmt: skip
                     with gr.Accordion("Settings", open=True):
-                        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
+                        seed = gr.Number(label="Seed", value=handlers.RANDOM_SEED, precision=0, minimum=handlers.RANDOM_SEED, maximum=MAX_SEED,
+                                         info="-1: a new random seed each run (each image's seed is in its caption)", elem_id="mf-seed")  # fmt: skip
                         with gr.Row():
-                            randomise = gr.Button("Random seed", size="sm")
+                            randomise = gr.Button("Random each run", size="sm")
                             reuse = gr.Button("Reuse last seed", size="sm")
-                        steps = gr.Slider(1, 100, value=studio.runtime.default_steps, step=1, label="Steps",
+                        steps = gr.Slider(1, 100, value=studio.runtime.default_steps, step=1, label="Steps", elem_id="mf-steps",
                                           info=f"{studio.runtime.scheduler_name}; the model's default is {studio.runtime.default_steps}")  # fmt: skip
                         guidance = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance")
                         with gr.Row():
                             max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
                             width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width")
                             height = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Height")
-                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run")
+                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run", elem_id="mf-num-images")
                         with gr.Row():
                             manipulate = gr.Radio(["both", "encoder", "unet"], value="both", label="Weights act in")
                             balance = gr.Checkbox(value=True, label="Balance text against images")
                     with gr.Accordion("Prompt and settings of the first image", open=False):
                         record = gr.JSON(show_label=False, elem_id="mf-record")
+            history = gr.Gallery(label="History of this session: click an image to restore how it was made", elem_id="mf-history",
+                                 columns=10, height="auto", allow_preview=False, object_fit="contain")  # fmt: skip
 
         with gr.Tab("Compare languages"):
-            gr.Markdown("One prompt in up to five languages, the same seed for each. The caption gives each "
-                        "language's encoding similarity to the first one filled in.")  # fmt: skip
+            gr.Markdown("One prompt in up to five languages, the same seed for each (the Generate tab's settings). "
+                        "*sim.* is each language's encoding similarity to the first one filled in.")  # fmt: skip
             with gr.Row():
                 lang_boxes = {
                     lang: gr.Textbox(label=lang, value=text, lines=2)
@@ -136,8 +175,11 @@ def build_demo(
                                                       "un triangle bleu et un cœur vert", "un triangolo blu e un cuore verde",
                                                       "un triángulo azul y un corazón verde"))  # fmt: skip
                 }
-            compare_btn = gr.Button("Compare", variant="primary")
-            compare_gallery = gr.Gallery(label="Languages side by side", columns=5, height=300, object_fit="contain", format="png")
+            with gr.Row():
+                compare_btn = gr.Button("Compare", variant="primary", elem_classes="mf-run", scale=3)
+                compare_cancel = gr.Button("Cancel", variant="secondary", elem_classes="mf-cancel", scale=1)
+            compare_gallery = gr.Gallery(label="Languages side by side", elem_id="mf-compare-gallery", columns=5, height="auto",
+                                         object_fit="contain")  # fmt: skip
 
         with gr.Tab("Weight sweep"):
             gr.Markdown("One segment of the Generate tab's composition, its weight swept over a range (same seed).")
@@ -146,8 +188,10 @@ def build_demo(
                 sweep_low = gr.Slider(0, 5, value=0, step=0.05, label="From weight")
                 sweep_high = gr.Slider(0, 5, value=2.5, step=0.05, label="To weight")
                 sweep_count = gr.Slider(2, 9, value=5, step=1, label="Steps along the sweep")
-            sweep_btn = gr.Button("Sweep", variant="primary")
-            sweep_gallery = gr.Gallery(label="Weight sweep", columns=5, height=260, object_fit="contain", format="png")
+            with gr.Row():
+                sweep_btn = gr.Button("Sweep", variant="primary", elem_classes="mf-run", scale=3)
+                sweep_cancel = gr.Button("Cancel", variant="secondary", elem_classes="mf-cancel", scale=1)
+            sweep_gallery = gr.Gallery(label="Weight sweep", elem_id="mf-sweep-gallery", columns=5, height="auto", object_fit="contain")
 
         with gr.Tab("PNG info"):
             gr.Markdown("Drop a PNG to read how it was made, without restoring it: from this studio, or any tool "
@@ -164,45 +208,49 @@ def build_demo(
                 "num_images": num_images, "negative": negative, "manipulate": manipulate, "auto_balance": balance,
             })  # fmt: skip
 
-        @user_errors
-        def on_generate(value, steps, guidance, seed, width, height, num_images, negative, manipulate, balance,
-                        request: gr.Request, progress=gr.Progress()):  # fmt: skip
-            prompt = handlers.composition_to_prompt(studio, value)
-            settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            progress((0, settings.steps * settings.num_images), desc="Denoising", unit="steps")
-            result = run(studio, prompt, settings, on_step=denoising(progress), cancel=fresh_cancel(request))
-            return result.gallery(), result.records[0], settings.seed
-
-        def fresh_cancel(request: gr.Request | None):
-            """This session's cancel flag, cleared as its new job starts."""
-            cancel = studio.cancel_flag(request.session_hash if request else "local")
-            cancel.clear()
-            return cancel
+        def session(request: gr.Request | None) -> str:
+            return request.session_hash if request and request.session_hash else "local"
 
         def denoising(progress: gr.Progress) -> Callable[[int, int], None]:
             return lambda i, n: progress((i, n), desc="Denoising", unit="steps")
 
-        def on_cancel(request: gr.Request):
-            studio.cancel_flag(request.session_hash if request else "local").set()
+        def remembered(result: handlers.Result, paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+            """The history strip and its paths with a run's images in front (at most HISTORY)."""
+            paths = ([str(p) for p in result.paths] + paths)[:HISTORY]
+            return [(p, f"seed {Path(p).stem.split('-')[1]}") for p in paths], paths
 
-        generate_btn.click(on_generate, [composition, *settings_inputs], [gallery, record, last_seed],
-                                       concurrency_id=GPU, api_visibility="private")  # fmt: skip
-        cancel_btn.click(on_cancel, None, None, queue=False, api_visibility="private")
-        randomise.click(lambda: random.randint(0, MAX_SEED), None, seed, queue=False, api_visibility="private")
+        @user_errors
+        def on_generate(value, steps, guidance, seed, width, height, num_images, negative, manipulate, balance, paths,
+                        request: gr.Request, progress=gr.Progress()):  # fmt: skip
+            prompt = handlers.composition_to_prompt(studio, value)
+            settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
+            progress((0, settings.steps * settings.num_images), desc="Denoising", unit="steps")
+            with studio.job(session(request)) as cancel:
+                result = run(studio, prompt, settings, on_step=denoising(progress), cancel=cancel)
+            return result.gallery(), result.records[0], settings.seed, *remembered(result, paths)
+
+        def on_cancel(request: gr.Request):
+            studio.cancel(session(request))
+
+        generate_event = generate_btn.click(on_generate, [composition, *settings_inputs, history_paths],
+                                            [gallery, record, last_seed, history, history_paths], concurrency_id=GPU,
+                                            api_visibility="private")  # fmt: skip
+        randomise.click(lambda: handlers.RANDOM_SEED, None, seed, queue=False, api_visibility="private")
         reuse.click(lambda last, current: current if last is None else last, [last_seed, seed], seed, queue=False,
                     api_visibility="private")  # fmt: skip
+        composition.change(lambda value: handlers.vocabulary_notice(studio, value), composition, vocabulary, queue=False,
+                           show_progress="hidden", api_visibility="private")  # fmt: skip
 
         def on_example(index: int):
             example = examples[index]
             return example["composition"], example.get("seed", 0)
 
         example_list.click(on_example, example_list, [composition, seed], queue=False, api_visibility="private")
+        demo.load(None, composition, composition, js=RESTORE_COMPOSITION)
 
-        @user_errors
-        def on_restore(file):
-            if file is None:
-                return gr.skip()
-            value, settings, missing = handlers.restore(studio, open_png(file))
+        def restored(png: Image.Image) -> tuple:
+            """The composer and every setting from a PNG's record, saying what could not be restored."""
+            value, settings, missing = handlers.restore(studio, png)
             negative_text = handlers.negative_as_text(settings.get("negative"))
             not_restored = [f"the images of {', '.join(missing)} (not on this server any more: add them again)"] if missing else []
             if negative_text is None:
@@ -216,40 +264,62 @@ def build_demo(
                     gr.skip() if negative_text is None else negative_text, settings.get("manipulate", "both"),
                     settings.get("auto_balance", True))  # fmt: skip
 
+        restorable = [composition, steps, guidance, seed, width, height, num_images, negative, manipulate, balance]
+
+        @user_errors
+        def on_restore(file):
+            return gr.skip() if file is None else restored(open_png(file))
+
+        @user_errors
+        def on_history(paths: list[str], event: gr.SelectData):
+            if not 0 <= event.index < len(paths):
+                return gr.skip()
+            return restored(open_png(paths[event.index]))
+
+        restore_file.upload(on_restore, restore_file, restorable, api_visibility="private")
+        history.select(on_history, history_paths, restorable, api_visibility="private")
+
         @user_errors
         def on_png_info(file):
-            if file is None:
-                return gr.skip()
-            return handlers.png_info(open_png(file))
+            return gr.skip() if file is None else handlers.png_info(open_png(file))
 
         info_file.upload(on_png_info, info_file, [info_text, info_record], api_visibility="private")
 
-        restore_file.upload(on_restore, restore_file, [composition, steps, guidance, seed, width, height, num_images,
-                                                       negative, manipulate, balance], api_visibility="private")  # fmt: skip
-
         @user_errors
         def on_compare(en, de, fr, it, es, steps, guidance, seed, width, height, num_images, negative, manipulate, balance,
-                       request: gr.Request, progress=gr.Progress()):  # fmt: skip
+                       paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress), fresh_cancel(request))
-            return result.gallery()
+            with studio.job(session(request)) as cancel:
+                result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress), cancel)
+            return result.gallery(), settings.seed, *remembered(result, paths)
 
-        compare_btn.click(on_compare, [*lang_boxes.values(), *settings_inputs], compare_gallery, concurrency_id=GPU,
-                          api_visibility="private")  # fmt: skip
+        compare_event = compare_btn.click(on_compare, [*lang_boxes.values(), *settings_inputs, history_paths],
+                                          [compare_gallery, last_seed, history, history_paths], concurrency_id=GPU,
+                                          api_visibility="private")  # fmt: skip
 
         @user_errors
         def on_sweep(value, index, low, high, count, steps, guidance, seed, width, height, num_images, negative, manipulate,
-                     balance, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+                     balance, paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            return handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
-                                         denoising(progress), fresh_cancel(request)).gallery()  # fmt: skip
+            with studio.job(session(request)) as cancel:
+                result = handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
+                                               denoising(progress), cancel)  # fmt: skip
+            return result.gallery(), settings.seed, *remembered(result, paths)
 
-        sweep_btn.click(on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs],
-                        sweep_gallery, concurrency_id=GPU, api_visibility="private")  # fmt: skip
+        sweep_event = sweep_btn.click(on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs,
+                                                 history_paths], [sweep_gallery, last_seed, history, history_paths],
+                                      concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
-        @user_errors
+        # Cancel (button or Esc) takes a waiting job out of the queue and stops a running one at its next step; a
+        # closed or reloaded tab cancels its session's job the same way, so it does not hold the queue.
+        jobs = [generate_event, compare_event, sweep_event]
+        for button in (cancel_btn, compare_cancel, sweep_cancel):
+            button.click(on_cancel, None, None, queue=False, cancels=jobs, api_visibility="private")
+        demo.unload(on_cancel)
+
+        @api_errors
         def generate(prompt: dict, settings: dict) -> dict:
             """Generate images. prompt: {"segments": [...]} with images as data URLs; settings: steps, guidance,
             seed, width, height, num_images, negative, manipulate, auto_balance. Returns {"images": [data URLs],
@@ -257,7 +327,7 @@ def build_demo(
             result = run(studio, MultimodalPrompt.from_dict(prompt), handlers.settings_from(settings))
             return handlers.data_urls(result)
 
-        @user_errors
+        @api_errors
         def compare(texts: dict, settings: dict) -> dict:
             """One prompt in several languages ({"en": "...", "de": "..."}), same seed. Returns {"images": {lang:
             data URL}, "similarity": {lang: cosine similarity of its encoding to the first language's}}."""

@@ -9,9 +9,13 @@ that arrives from a browser is refused.
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,11 +24,13 @@ from PIL import Image
 from multifusion.checks import check_unicode, is_blank, shorten
 from multifusion.errors import PromptError
 from multifusion.images import load_image, to_data_url
+from multifusion.model_card import ModelCard
 from multifusion.metadata import PARAMETERS_KEY, generation_record, parameters_text, read_record, save_png
 from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt
-from multifusion.runtime import GenerationSettings, Runtime, image_seed
+from multifusion.runtime import MAX_SEED, GenerationSettings, Runtime, image_seed
 from multifusion.syntax import format_prompt, parse_prompt
 
+RANDOM_SEED = -1  # as a seed: draw a new one for this run
 SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
 
 
@@ -38,9 +44,11 @@ class Studio:
 
     runtime: Runtime
     model_name: str
+    card: ModelCard = field(default_factory=ModelCard)  # what the model declares it draws and knows
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="multifusion-studio-")))
     trusted_dirs: tuple[Path, ...] = ()
-    _cancel: dict[str, threading.Event] = field(default_factory=dict)
+    _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
+    _jobs_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.image_store.mkdir(parents=True, exist_ok=True)
@@ -54,8 +62,26 @@ class Studio:
     def output_dir(self) -> Path:
         return self.work_dir / "outputs"
 
-    def cancel_flag(self, session: str) -> threading.Event:
-        return self._cancel.setdefault(session, threading.Event())
+    @contextmanager
+    def job(self, session: str) -> Iterator[threading.Event]:
+        """A running job of `session`, with its own cancel flag: `cancel(session)` stops it at its next step,
+        and a later job of the same session never clears it."""
+        flag = threading.Event()
+        with self._jobs_lock:
+            self._jobs.setdefault(session, set()).add(flag)
+        try:
+            yield flag
+        finally:
+            with self._jobs_lock:
+                self._jobs[session].discard(flag)
+                if not self._jobs[session]:
+                    del self._jobs[session]
+
+    def cancel(self, session: str) -> None:
+        """Stop every running job of `session` at its next step."""
+        with self._jobs_lock:
+            for flag in self._jobs.get(session, ()):
+                flag.set()
 
     # --- images ---------------------------------------------------------------------------------------------
     def store_image(self, image: Image.Image) -> Path:
@@ -106,7 +132,8 @@ def _as_prompt_item(card: Any) -> Any:
 
 
 def settings_from(values: dict[str, Any]) -> GenerationSettings:
-    """Settings from plain JSON (the API) or the controls; unknown keys are refused, not ignored."""
+    """Settings from plain JSON (the API) or the controls; unknown keys are refused, not ignored. Seed -1 (the
+    studio's default) draws a new random seed, which the images' records keep."""
     if not isinstance(values, dict):
         raise PromptError("settings must be a JSON object")
     unknown = set(values) - set(SETTING_KEYS)
@@ -117,6 +144,8 @@ def settings_from(values: dict[str, Any]) -> GenerationSettings:
     for key in ("steps", "seed", "num_images", "width", "height"):
         if kwargs.get(key) is not None and isinstance(kwargs[key], float) and kwargs[key].is_integer():
             kwargs[key] = int(kwargs[key])  # sliders and JSON send 25.0 for 25
+    if kwargs.get("seed") == RANDOM_SEED and not isinstance(kwargs["seed"], bool):
+        kwargs["seed"] = secrets.randbelow(MAX_SEED + 1)
     kwargs["negative"] = _negative(kwargs.get("negative"))
     return GenerationSettings(**kwargs).validate()
 
@@ -281,6 +310,21 @@ def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str,
     settings["seed"] = record.get("image_seed", settings.get("seed", 0))
     settings["num_images"] = 1
     return {"segments": segments}, settings, missing
+
+
+def vocabulary_notice(studio: Studio, composition: Any) -> str:
+    """A gentle note (Markdown) naming the words of the composition's text cards that the model never learned,
+    and what it does draw; "" when every word is known or the model declares no vocabulary."""
+    if isinstance(composition, dict) and isinstance(composition.get("segments"), list):
+        texts = [s.get("text") for s in composition["segments"] if isinstance(s, dict) and isinstance(s.get("text"), str)]
+    else:
+        texts = []
+    unknown = studio.card.unknown_words(texts)
+    if not unknown:
+        return ""
+    draws = f" It draws {studio.card.draws}." if studio.card.draws else ""
+    words = ", ".join(f"“{escape(w)}”" for w in unknown)
+    return f"ⓘ This model has not learned {words}: it will read the rest of the prompt.{escape(draws)}"
 
 
 def png_info(png: Image.Image) -> tuple[str, dict[str, Any] | None]:

@@ -24,6 +24,7 @@ from ..pipeline import MultiFusionPipeline
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import N_FRAMES, caption, random_caption
+from ..shapes.vocabulary import write_vocabulary
 from ..shapes.world import random_scene
 from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes, schedule, shared_tokenizer
 from .loop import train
@@ -99,4 +100,5 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     train("realign", cross_attention, [unet], loss_fn, c["steps"], c["lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
     pipe.save_pretrained(stage / "pipeline")
+    write_vocabulary(stage / "pipeline")  # the words it can know, for the studio
     return stage / "pipeline"
