@@ -10,6 +10,7 @@ seed, never on the batch it was made in or on the device (batched kernels may ro
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -164,6 +165,7 @@ class Runtime:
         # A pipeline's scheduler keeps state across steps, so two threads must never denoise with it at once (a
         # server's cancelled job may still be finishing its step when the next one starts).
         self._generating = threading.Lock()
+        self.seconds_per_cost: float | None = None  # measured: seconds per native-image step (moving average)
         if self.options.cpu_offload and self.device.type != "cpu":
             pipe.enable_model_cpu_offload(device=self.device)
         else:
@@ -210,14 +212,20 @@ class Runtime:
     def max_side(self) -> int:
         return self.native_side * self.options.max_side_multiple
 
+    def cost(self, settings: GenerationSettings, n_prompts: int = 1) -> float:
+        """What a request costs in native-image steps: images x steps x pixels relative to the native size."""
+        settings = self.complete(settings)
+        width, height = settings.width or self.native_side, settings.height or self.native_side
+        return n_prompts * settings.num_images * settings.steps * width * height / self.native_side**2
+
     def check_cost(self, settings: GenerationSettings, n_prompts: int = 1) -> None:
-        """Refuse a request bigger than this model's limits: a side over `max_side`, or a cost (images x steps x
-        pixels relative to the native size) over `max_cost`, saying what to reduce."""
+        """Refuse a request bigger than this model's limits: a side over `max_side`, or a cost (`cost`) over
+        `max_cost`, saying what to reduce."""
         width, height = settings.width or self.native_side, settings.height or self.native_side
         if max(width, height) > self.max_side:
             raise PromptError(f"{width}x{height} is larger than this model allows: at most {self.max_side} px a side "
                               f"({self.options.max_side_multiple}x its native {self.native_side} px)")  # fmt: skip
-        cost = n_prompts * settings.num_images * settings.steps * width * height / self.native_side**2
+        cost = self.cost(settings, n_prompts)
         if cost > self.options.max_cost:
             raise PromptError(f"this request costs {cost:,.0f} native-image steps (images x steps x size); the limit "
                               f"is {self.options.max_cost:,.0f}: use fewer images or steps, or a smaller size")  # fmt: skip
@@ -254,7 +262,11 @@ class Runtime:
         Image j of every prompt uses `image_seed(seed, j)` and is exactly the image `generate` gives that prompt
         and seed alone (up to rounding with `RuntimeOptions.batch_images`, which makes one batched call)."""
         with self._generating:  # one generation at a time on the one pipeline, whoever the caller
-            return self._generate_many(prompts, settings, on_step)
+            began = time.perf_counter()
+            images = self._generate_many(prompts, settings, on_step)
+            spent = (time.perf_counter() - began) / self.cost(settings, len(prompts))
+            self.seconds_per_cost = spent if self.seconds_per_cost is None else 0.7 * self.seconds_per_cost + 0.3 * spent
+            return images
 
     def _generate_many(self, prompts, settings, on_step) -> list[list[PIL.Image.Image]]:
         settings = self.complete(settings)

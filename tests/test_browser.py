@@ -293,3 +293,26 @@ def test_cancel_while_queued_leaves_no_job_behind(browser, live_app, slow_model)
         page.close()
     assert outputs_of(studio, "a job cancelled while waiting") == [] and outputs_of(studio, "the job ahead") == []
     assert len(outputs_of(studio, "a job after the cancels")) == 1
+
+
+def test_a_visitor_behind_a_big_job_is_told_what_is_ahead(browser, live_app, slow_model):
+    studio = live_app[1]
+    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+    for page in (a, b):
+        page.goto(live_app[0])
+        page.wait_for_selector(".mf-card", timeout=30000)
+    start_long_job(a, "a big job ahead")
+    b.locator(".mf-text").nth(0).fill("a small job behind it")
+    set_number(b, "mf-num-images", 1)
+    b.click("#mf-generate")
+    note = b.locator("#mf-wait")
+    note.get_by_text("1 job ahead of yours").wait_for(timeout=30000)
+    b.screenshot(path=str(SHOTS / "waiting.png"))
+    if studio.runtime.seconds_per_cost is not None:  # measured by an earlier job on this server
+        assert "of work by what they cost" in note.inner_text()
+    a.keyboard.press("Escape")
+    captions(b)  # B runs once A's job stops; the note goes
+    b.wait_for_function("() => !document.querySelector('#mf-wait').innerText.includes('ahead')", timeout=30000)
+    for page in (a, b):
+        page.close()
+    assert len(studio.line) == 0

@@ -24,6 +24,7 @@ from . import handlers
 from .composer import composer, with_thumbnails
 from .examples import EXAMPLES_DIR, load_examples
 from .handlers import Cancelled, Studio
+from .waiting_line import wait_message
 
 LOG = logging.getLogger("multifusion.studio")
 GPU = "multifusion-gpu"  # every event that runs the pipeline shares one concurrency group: one at a time
@@ -125,6 +126,7 @@ def build_demo(
         gr.Markdown("# MultiFusion Studio\nCompose prompts from text in five languages and images, with a weight per segment.",
                     elem_id="mf-title")  # fmt: skip
         gr.Markdown(model_header(studio, default_side), elem_id="mf-model")
+        wait_note = gr.Markdown("", elem_id="mf-wait")  # what is ahead of a job that just joined the line
         last_seed = gr.State(None)
         history_paths = gr.State([])  # this session's PNGs, newest first
 
@@ -211,8 +213,25 @@ def build_demo(
         def session(request: gr.Request | None) -> str:
             return request.session_hash if request and request.session_hash else "local"
 
-        def denoising(progress: gr.Progress) -> Callable[[int, int], None]:
-            return lambda i, n: progress((i, n), desc="Denoising", unit="steps")
+        def denoising(progress: gr.Progress, job: handlers.RunningJob) -> Callable[[int, int], None]:
+            def step(i: int, n: int) -> None:
+                job.advance(i, n)
+                progress((i, n), desc="Denoising", unit="steps")
+
+            return step
+
+        def joiner(count_prompts: Callable[..., int], n_before: int) -> Callable:
+            """A click's first, instant event: the job joins the line, and its visitor learns what is ahead."""
+
+            def on_join(request: gr.Request, *values: Any) -> str:
+                try:
+                    settings = settings_of(*values[n_before:])
+                    cost = studio.runtime.cost(settings, count_prompts(*values[:n_before]))
+                except MultiFusionError:
+                    return ""  # the job itself says what is wrong
+                return wait_message(*studio.line.join(session(request), cost), studio.runtime.seconds_per_cost)
+
+            return on_join
 
         def remembered(result: handlers.Result, paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
             """The history strip and its paths with a run's images in front (at most HISTORY)."""
@@ -225,16 +244,17 @@ def build_demo(
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
             progress((0, settings.steps * settings.num_images), desc="Denoising", unit="steps")
-            with studio.job(session(request)) as cancel:
-                result = run(studio, prompt, settings, on_step=denoising(progress), cancel=cancel)
+            with studio.job(session(request), studio.runtime.cost(settings)) as job:
+                result = run(studio, prompt, settings, on_step=denoising(progress, job), cancel=job.cancel)
             return result.gallery(), result.records[0], settings.seed, *remembered(result, paths)
 
-        def on_cancel(request: gr.Request):
+        def on_cancel(request: gr.Request) -> str:
             studio.cancel(session(request))
+            return ""
 
-        generate_event = generate_btn.click(on_generate, [composition, *settings_inputs, history_paths],
-                                            [gallery, record, last_seed, history, history_paths], concurrency_id=GPU,
-                                            api_visibility="private")  # fmt: skip
+        generate_event = generate_btn.click(joiner(lambda: 1, 0), settings_inputs, wait_note, queue=False, api_visibility="private").then(
+            on_generate, [composition, *settings_inputs, history_paths], [gallery, record, last_seed, history, history_paths],
+            concurrency_id=GPU, api_visibility="private")  # fmt: skip
         randomise.click(lambda: handlers.RANDOM_SEED, None, seed, queue=False, api_visibility="private")
         reuse.click(lambda last, current: current if last is None else last, [last_seed, seed], seed, queue=False,
                     api_visibility="private")  # fmt: skip
@@ -290,34 +310,41 @@ def build_demo(
                        paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            with studio.job(session(request)) as cancel:
-                result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress), cancel)
+            filled = sum(isinstance(t, str) and bool(t.strip()) for t in texts.values())
+            with studio.job(session(request), studio.runtime.cost(settings, max(filled, 1))) as job:
+                result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress, job), job.cancel)
             return result.gallery(), settings.seed, *remembered(result, paths)
 
-        compare_event = compare_btn.click(on_compare, [*lang_boxes.values(), *settings_inputs, history_paths],
-                                          [compare_gallery, last_seed, history, history_paths], concurrency_id=GPU,
-                                          api_visibility="private")  # fmt: skip
+        count_languages = lambda *texts: max(1, sum(isinstance(t, str) and bool(t.strip()) for t in texts))  # noqa: E731
+        compare_inputs = [*lang_boxes.values(), *settings_inputs]
+        compare_event = compare_btn.click(joiner(count_languages, len(LANGUAGES)), compare_inputs, wait_note, queue=False,
+                                          api_visibility="private").then(
+            on_compare, [*compare_inputs, history_paths], [compare_gallery, last_seed, history, history_paths],
+            concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
         @user_errors
         def on_sweep(value, index, low, high, count, steps, guidance, seed, width, height, num_images, negative, manipulate,
                      balance, paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            with studio.job(session(request)) as cancel:
+            with studio.job(session(request), studio.runtime.cost(settings, int(count))) as job:
                 result = handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
-                                               denoising(progress), cancel)  # fmt: skip
+                                               denoising(progress, job), job.cancel)  # fmt: skip
             return result.gallery(), settings.seed, *remembered(result, paths)
 
-        sweep_event = sweep_btn.click(on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs,
-                                                 history_paths], [sweep_gallery, last_seed, history, history_paths],
-                                      concurrency_id=GPU, api_visibility="private")  # fmt: skip
+        sweep_event = sweep_btn.click(joiner(lambda count: int(count), 1), [sweep_count, *settings_inputs], wait_note, queue=False,
+                                      api_visibility="private").then(
+            on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs, history_paths],
+            [sweep_gallery, last_seed, history, history_paths], concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
         # Cancel (button or Esc) takes a waiting job out of the queue and stops a running one at its next step; a
         # closed or reloaded tab cancels its session's job the same way, so it does not hold the queue.
         jobs = [generate_event, compare_event, sweep_event]
         for button in (cancel_btn, compare_cancel, sweep_cancel):
-            button.click(on_cancel, None, None, queue=False, cancels=jobs, api_visibility="private")
+            button.click(on_cancel, None, wait_note, queue=False, cancels=jobs, api_visibility="private")
         demo.unload(on_cancel)
+        for job_event in jobs:  # however a job ends (done, failed, cancelled), what was ahead of it is over
+            job_event.then(lambda: "", None, wait_note, queue=False, api_visibility="private")
 
         @api_errors
         def generate(prompt: dict, settings: dict) -> dict:

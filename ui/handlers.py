@@ -30,12 +30,23 @@ from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, Multimod
 from multifusion.runtime import MAX_SEED, GenerationSettings, Runtime, image_seed
 from multifusion.syntax import format_prompt, parse_prompt
 
+from .waiting_line import Ticket, WaitingLine
+
 RANDOM_SEED = -1  # as a seed: draw a new one for this run
 SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
 
 
 class Cancelled(Exception):
     """The user pressed Cancel; generation stopped between two steps."""
+
+
+@dataclass
+class RunningJob:
+    cancel: threading.Event
+    ticket: Ticket
+
+    def advance(self, step: int, total: int) -> None:
+        self.ticket.done = step / max(total, 1)
 
 
 @dataclass
@@ -47,6 +58,7 @@ class Studio:
     card: ModelCard = field(default_factory=ModelCard)  # what the model declares it draws and knows
     work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="multifusion-studio-")))
     trusted_dirs: tuple[Path, ...] = ()
+    line: WaitingLine = field(default_factory=WaitingLine)  # the jobs waiting for the model, with their costs
     _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
     _jobs_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,22 +75,24 @@ class Studio:
         return self.work_dir / "outputs"
 
     @contextmanager
-    def job(self, session: str) -> Iterator[threading.Event]:
-        """A running job of `session`, with its own cancel flag: `cancel(session)` stops it at its next step,
-        and a later job of the same session never clears it."""
-        flag = threading.Event()
+    def job(self, session: str, cost: float) -> Iterator[RunningJob]:
+        """A running job of `session` that costs `cost` (`Runtime.cost`): its own cancel flag, which
+        `cancel(session)` sets and a later job of the same session never clears, and its place in the line."""
+        job = RunningJob(threading.Event(), self.line.start(session, cost))
         with self._jobs_lock:
-            self._jobs.setdefault(session, set()).add(flag)
+            self._jobs.setdefault(session, set()).add(job.cancel)
         try:
-            yield flag
+            yield job
         finally:
+            self.line.leave(ticket=job.ticket)
             with self._jobs_lock:
-                self._jobs[session].discard(flag)
+                self._jobs[session].discard(job.cancel)
                 if not self._jobs[session]:
                     del self._jobs[session]
 
     def cancel(self, session: str) -> None:
-        """Stop every running job of `session` at its next step."""
+        """Stop every running job of `session` at its next step and take its waiting ones out of the line."""
+        self.line.leave(session)
         with self._jobs_lock:
             for flag in self._jobs.get(session, ()):
                 flag.set()
@@ -324,7 +338,7 @@ def vocabulary_notice(studio: Studio, composition: Any) -> str:
         return ""
     draws = f" It draws {studio.card.draws}." if studio.card.draws else ""
     words = ", ".join(f"“{escape(w)}”" for w in unknown)
-    return f"ⓘ This model has not learned {words}: it will read the rest of the prompt.{escape(draws)}"
+    return f"**Note:** this model has not learned {words}; it reads the rest of the prompt.{escape(draws)}"
 
 
 def png_info(png: Image.Image) -> tuple[str, dict[str, Any] | None]:
