@@ -156,6 +156,21 @@ def test_ctrl_enter_generates_with_a_new_random_seed_each_run(page, live_app):
     assert first[0].startswith("seed ") and second[0].startswith("seed ") and first != second
     page.click("text=Reuse last seed")  # the last run's seed, to make it again
     assert page.locator("#mf-seed input[type=number]").input_value() == second[0].removeprefix("seed ")
+    page.locator(".mf-text").nth(0).fill("")  # a mistake keeps the pictures already made
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("segment 1 (text) is empty").first.wait_for(timeout=30000)
+    assert captions(page) == second
+
+
+def test_compare_tab_captions_show_language_similarity_and_seed_in_full(page):
+    page.get_by_role("tab", name="Compare languages").click()
+    page.get_by_role("button", name="Compare").click()
+    labels = captions(page, "#mf-compare-gallery")
+    page.screenshot(path=str(SHOTS / "compare.png"))
+    assert [label.split(" · ")[0] for label in labels] == ["en", "de", "fr", "it", "es"]
+    assert all(" · sim. " in label and " · seed " in label for label in labels)
+    cut = page.evaluate("() => [...document.querySelectorAll('#mf-compare-gallery .caption-label')].filter((c) => c.scrollWidth > c.clientWidth).length")
+    assert cut == 0  # captions wrap rather than end in "…"
 
 
 def test_focus_stays_on_a_card_after_remove_and_duplicate(page):

@@ -48,6 +48,8 @@ CSS = """
 #mf-model { font-size: 0.9em; opacity: 0.85; }
 #mf-generate, #mf-cancel { min-height: 48px; font-size: 1.05em; }
 #mf-vocabulary { font-size: 0.9em; opacity: 0.9; }
+/* gallery captions (language, similarity, weight, seed) wrap instead of being cut at the image's width */
+.gallery-item .caption-label, .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
 /* Generate and Cancel stay in reach: at the top of the results column, and on narrow screens (where the columns
    stack below a long composer) in a bar fixed to the bottom of the window. */
 @media (max-width: 900px) {

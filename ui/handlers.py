@@ -265,7 +265,7 @@ def compare_languages(
     result, similarity = Result(), {}
     for (lang, prompt), (image,) in zip(prompts.items(), images):
         similarity[lang] = float(_cosine(_mean_encoding(studio, prompt), reference))
-        result.keep(studio, prompt, one_each, image, 0, f"{lang} · similarity to {first}: {similarity[lang]:.3f}")
+        result.keep(studio, prompt, one_each, image, 0, f"{lang} · sim. {similarity[lang]:.3f}")
     return result, similarity
 
 
