@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import os
 import resource
 import socket
@@ -45,7 +46,7 @@ def diffusers_twin(runtime):
 
 def one_image(kind: str, model: str | None) -> None:
     """Child process: load, make one image, print peak RSS in MiB."""
-    from multifusion.runtime import GenerationSettings
+    from multifusion.runtime import GenerationSettings, Runtime
 
     torch.set_grad_enabled(False)
     runtime, _ = tiny_runtime(model)
@@ -100,7 +101,7 @@ def main() -> None:
     if args.child:
         return one_image(args.child, args.model)
 
-    from multifusion.runtime import GenerationSettings
+    from multifusion.runtime import GenerationSettings, Runtime
 
     torch.set_grad_enabled(False)
     runtime, model = tiny_runtime(args.model)
@@ -108,8 +109,10 @@ def main() -> None:
     prompt = MultimodalPrompt.of("a red circle")
     encoding, negative = runtime.encode(prompt), runtime.encode(MultimodalPrompt())
 
+    batched = Runtime(runtime.pipe, replace(runtime.options, batch_images=True))  # one call for n images, as diffusers
+
     def ours(n: int):
-        return lambda: runtime.generate(prompt, GenerationSettings(steps=25, num_images=n))
+        return lambda: batched.generate(prompt, GenerationSettings(steps=25, num_images=n))
 
     def theirs(n: int):
         return lambda: sd(prompt_embeds=encoding.embeds, negative_prompt_embeds=negative.embeds, num_inference_steps=25,
