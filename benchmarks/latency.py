@@ -1,6 +1,6 @@
 """The tiny model end to end on this machine, each figure beside a baseline from the same run.
 
-- one image at 25 steps and a batch of 8: ours (`Runtime.generate`) against diffusers' `StableDiffusionPipeline`
+- one image at 25 steps and a batch of 8 (`RuntimeOptions(batch_images=True)`): ours (`Runtime.generate`) against diffusers' `StableDiffusionPipeline`
   on the same U-Net, VAE, scheduler and embeddings;
 - peak resident memory of a process that loads the model and makes one image: ours against that diffusers
   pipeline (each in its own subprocess);
@@ -46,7 +46,7 @@ def diffusers_twin(runtime):
 
 def one_image(kind: str, model: str | None) -> None:
     """Child process: load, make one image, print peak RSS in MiB."""
-    from multifusion.runtime import GenerationSettings, Runtime
+    from multifusion.runtime import GenerationSettings
 
     torch.set_grad_enabled(False)
     runtime, _ = tiny_runtime(model)
