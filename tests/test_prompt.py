@@ -151,8 +151,8 @@ def test_json_names_the_bad_segment():
     [
         ([], "empty"),
         ([TextSegment("")], "segment 1 \\(text\\) is empty"),
-        ([TextSegment("a", math.nan)], "outside"),
-        ([TextSegment("a", math.inf)], "outside"),
+        ([TextSegment("a", math.nan)], "must be a finite number"),
+        ([TextSegment("a", math.inf)], "must be a finite number"),
         ([TextSegment("a", -0.5)], "outside"),
         ([TextSegment("a"), TextSegment("b", 5.5)], "segment 2 \\(text\\): weight 5.5"),
         ([TextSegment("a", True)], "must be a number"),
