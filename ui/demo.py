@@ -344,7 +344,10 @@ def build_demo(
         jobs = [generate_event, compare_event, sweep_event]
         for button in (cancel_btn, compare_cancel, sweep_cancel):
             button.click(on_cancel, None, wait_note, queue=False, cancels=jobs, api_visibility="private")
-        demo.unload(on_cancel)
+        def on_leave(request: gr.Request) -> None:
+            studio.cancel(session(request))
+
+        demo.unload(on_leave)
         for job_event in jobs:  # however a job ends (done, failed, cancelled), what was ahead of it is over
             job_event.then(lambda: "", None, wait_note, queue=False, api_visibility="private")
 
