@@ -331,3 +331,12 @@ def test_a_visitor_behind_a_big_job_is_told_what_is_ahead(browser, live_app, slo
     for page in (a, b):
         page.close()
     assert len(studio.line) == 0
+
+
+def test_generate_is_a_few_tab_presses_from_the_last_card(page):
+    page.locator(".mf-card .mf-weight-slider").last.focus()
+    for presses in range(1, 13):  # was 24 with Generate below the results
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "mf-generate":
+            break
+    assert page.evaluate("document.activeElement.id") == "mf-generate", f"not reached in {presses} presses"
