@@ -340,3 +340,17 @@ def test_generate_is_a_few_tab_presses_from_the_last_card(page):
         if page.evaluate("document.activeElement.id") == "mf-generate":
             break
     assert page.evaluate("document.activeElement.id") == "mf-generate", f"not reached in {presses} presses"
+
+
+def test_a_nine_image_sweep_shows_every_image_and_caption(page):
+    page.get_by_role("tab", name="Weight sweep").click()
+    set_number(page, "mf-sweep-count", 9)
+    page.get_by_role("button", name="Sweep").click()
+    page.wait_for_function("() => document.querySelectorAll('#mf-sweep-gallery .caption-label').length === 9", timeout=60000)
+    labels = page.locator("#mf-sweep-gallery .caption-label").all_inner_texts()
+    assert labels[0].startswith("weight 0.00") and labels[-1].startswith("weight 2.50")
+    gallery = page.locator("#mf-sweep-gallery").bounding_box()
+    page.screenshot(path=str(SHOTS / "sweep.png"), full_page=True)
+    for image in page.locator("#mf-sweep-gallery img").all():  # both rows inside the gallery, none cut off
+        box = image.bounding_box()
+        assert box["y"] >= gallery["y"] and box["y"] + box["height"] <= gallery["y"] + gallery["height"] + 1

@@ -191,7 +191,7 @@ def build_demo(
                 sweep_segment = gr.Number(label="Segment (1 = first card)", value=1, precision=0, minimum=1)
                 sweep_low = gr.Slider(0, 5, value=0, step=0.05, label="From weight")
                 sweep_high = gr.Slider(0, 5, value=2.5, step=0.05, label="To weight")
-                sweep_count = gr.Slider(2, 9, value=5, step=1, label="Steps along the sweep")
+                sweep_count = gr.Slider(2, 9, value=5, step=1, label="Steps along the sweep", elem_id="mf-sweep-count")
             with gr.Row():
                 sweep_btn = gr.Button("Sweep", variant="primary", elem_classes="mf-run", scale=3)
                 sweep_cancel = gr.Button("Cancel", variant="secondary", elem_classes="mf-cancel", scale=1)
