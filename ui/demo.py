@@ -356,7 +356,9 @@ def build_demo(
             """Generate images. prompt: {"segments": [...]} with images as data URLs; settings: steps, guidance,
             seed, width, height, num_images, negative, manipulate, auto_balance. Returns {"images": [data URLs],
             "metadata": [records]}."""
-            result = run(studio, MultimodalPrompt.from_dict(prompt), handlers.settings_from(settings))
+            parsed, chosen = MultimodalPrompt.from_dict(prompt), handlers.settings_from(settings)
+            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen)):  # in the line while it runs
+                result = run(studio, parsed, chosen)
             return handlers.data_urls(result)
 
         @api_errors
@@ -367,7 +369,9 @@ def build_demo(
 
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
-            result, similarity = handlers.compare_languages(studio, texts, handlers.settings_from(settings))
+            chosen = handlers.settings_from(settings)
+            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen, count_languages(*texts.values()))):
+                result, similarity = handlers.compare_languages(studio, texts, chosen)
             return {"images": {lang: to_data_url(im) for lang, im in zip(similarity, result.images)}, "similarity": similarity}
 
         gr.api(generate, api_name="generate", concurrency_id=GPU)
