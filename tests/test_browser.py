@@ -37,10 +37,14 @@ def browser():
 def page(browser, live_app):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(live_app[0])
-    page.wait_for_selector(".mf-card", timeout=30000)
+    open_studio(page, live_app[0])
     yield page
     page.close()
+
+
+def open_studio(page, url):
+    page.goto(url)
+    page.wait_for_selector(".mf-card", timeout=30000)
 
 
 def png_bytes(colour):
@@ -235,8 +239,7 @@ def test_history_restores_an_earlier_image_with_a_click(page, live_app):
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 720}, {"width": 390, "height": 844}], ids=["laptop", "phone"])
 def test_generate_is_reachable_without_scrolling(browser, live_app, viewport):
     page = browser.new_page(viewport=viewport)
-    page.goto(live_app[0])
-    page.wait_for_selector(".mf-card", timeout=30000)
+    open_studio(page, live_app[0])
     box = page.locator("#mf-generate").bounding_box()
     page.screenshot(path=str(SHOTS / f"reach-{viewport['width']}.png"))
     page.close()
@@ -255,6 +258,14 @@ def slow_model(live_app):
     unet.forward = original
 
 
+def two_visitors(browser, url):
+    """Two browser contexts on the studio: two visitors sharing its one queue."""
+    pages = [browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    for page in pages:
+        open_studio(page, url)
+    return pages
+
+
 def outputs_of(studio, text):
     return [p for p in studio.output_dir.glob("*.png") if any(s.get("text") == text for s in read_record(Image.open(p))["prompt"]["segments"])]
 
@@ -269,10 +280,7 @@ def start_long_job(page, text):
 
 def test_a_closed_tab_stops_its_job_and_the_next_visitor_runs(browser, live_app, slow_model):
     studio = live_app[1]
-    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
-    for page in (a, b):
-        page.goto(live_app[0])
-        page.wait_for_selector(".mf-card", timeout=30000)
+    a, b = two_visitors(browser, live_app[0])
     start_long_job(a, "a long job that nobody waits for")
     a.close(run_before_unload=True)
     b.locator(".mf-text").nth(0).fill("the next visitor")
@@ -287,10 +295,7 @@ def test_a_closed_tab_stops_its_job_and_the_next_visitor_runs(browser, live_app,
 
 def test_cancel_while_queued_leaves_no_job_behind(browser, live_app, slow_model):
     studio = live_app[1]
-    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
-    for page in (a, b):
-        page.goto(live_app[0])
-        page.wait_for_selector(".mf-card", timeout=30000)
+    a, b = two_visitors(browser, live_app[0])
     start_long_job(a, "the job ahead")
     b.locator(".mf-text").nth(0).fill("a job cancelled while waiting")
     b.click("#mf-generate")
@@ -312,10 +317,7 @@ def test_cancel_while_queued_leaves_no_job_behind(browser, live_app, slow_model)
 
 def test_a_visitor_behind_a_big_job_is_told_what_is_ahead(browser, live_app, slow_model):
     studio = live_app[1]
-    a, b = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
-    for page in (a, b):
-        page.goto(live_app[0])
-        page.wait_for_selector(".mf-card", timeout=30000)
+    a, b = two_visitors(browser, live_app[0])
     start_long_job(a, "a big job ahead")
     b.locator(".mf-text").nth(0).fill("a small job behind it")
     set_number(b, "mf-num-images", 1)

@@ -16,6 +16,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 from PIL import Image, UnidentifiedImageError
 
+from multifusion.checks import is_blank
 from multifusion.errors import MultiFusionError
 from multifusion.prompt import LANGUAGES, MultimodalPrompt
 from multifusion.runtime import MAX_SEED
@@ -88,6 +89,11 @@ def user_errors(fn: Callable, as_html: bool = True) -> Callable:
 
 def api_errors(fn: Callable) -> Callable:
     return user_errors(fn, as_html=False)
+
+
+def filled_languages(*texts: Any) -> int:
+    """How many prompts a language comparison makes: the texts that are not blank (at least one, for its cost)."""
+    return max(1, sum(isinstance(t, str) and not is_blank(t) for t in texts))
 
 
 def model_header(studio: Studio, side: int) -> str:
@@ -312,14 +318,12 @@ def build_demo(
                        paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            filled = sum(isinstance(t, str) and bool(t.strip()) for t in texts.values())
-            with studio.job(session(request), studio.runtime.cost(settings, max(filled, 1))) as job:
+            with studio.job(session(request), studio.runtime.cost(settings, filled_languages(*texts.values()))) as job:
                 result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress, job), job.cancel)
             return result.gallery(), settings.seed, *remembered(result, paths)
 
-        count_languages = lambda *texts: max(1, sum(isinstance(t, str) and bool(t.strip()) for t in texts))  # noqa: E731
         compare_inputs = [*lang_boxes.values(), *settings_inputs]
-        compare_event = compare_btn.click(joiner(count_languages, len(LANGUAGES)), compare_inputs, wait_note, queue=False,
+        compare_event = compare_btn.click(joiner(filled_languages, len(LANGUAGES)), compare_inputs, wait_note, queue=False,
                                           api_visibility="private").then(
             on_compare, [*compare_inputs, history_paths], [compare_gallery, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
@@ -370,7 +374,7 @@ def build_demo(
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
             chosen = handlers.settings_from(settings)
-            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen, count_languages(*texts.values()))):
+            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen, filled_languages(*texts.values()))):
                 result, similarity = handlers.compare_languages(studio, texts, chosen)
             return {"images": {lang: to_data_url(im) for lang, im in zip(similarity, result.images)}, "similarity": similarity}
 

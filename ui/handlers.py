@@ -100,10 +100,18 @@ class Studio:
     # --- images ---------------------------------------------------------------------------------------------
     def store_image(self, image: Image.Image) -> Path:
         """Keep a prompt image by its digest, so a restored PNG can find it again."""
-        segment = ImageSegment(image)
+        return self._store(ImageSegment(image))
+
+    def store_prompt_images(self, prompt: MultimodalPrompt) -> None:
+        """Keep every image of `prompt` (by the digests its segments already hold)."""
+        for segment in prompt.segments:
+            if isinstance(segment, ImageSegment):
+                self._store(segment)
+
+    def _store(self, segment: ImageSegment) -> Path:
         path = self.image_store / f"{segment.digest}.png"
         if not path.exists():
-            image.save(path)
+            segment.image.save(path)
         return path
 
     def open_image(self, ref: Any, what: str) -> Image.Image:
@@ -200,8 +208,6 @@ class Result:
         self.images.append(image)
         self.records.append(record)
         self.captions.append(" · ".join(filter(None, (caption, f"seed {record['image_seed']}"))))
-        for prompt_image in prompt.images:
-            studio.store_image(prompt_image)
 
     def gallery(self) -> list[tuple[str, str]]:
         return [(str(path), caption) for path, caption in zip(self.paths, self.captions)]
@@ -219,6 +225,7 @@ def generate(
     result = Result()
     for index, image in enumerate(studio.runtime.generate(prompt, settings, on_step=stepper(on_step, cancel))):
         result.keep(studio, prompt, settings, image, index)
+    studio.store_prompt_images(prompt)
     return result
 
 
@@ -303,6 +310,7 @@ def weight_sweep(
     result = Result()
     for weight, prompt_at, (image,) in zip(weights, swept, studio.runtime.generate_many(swept, one_each, stepper(on_step, cancel))):
         result.keep(studio, prompt_at, one_each, image, 0, f"weight {weight:.2f}")
+    studio.store_prompt_images(prompt)  # every swept prompt holds the same images
     return result
 
 
