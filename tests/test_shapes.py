@@ -19,7 +19,7 @@ from multifusion.train.data import caption_corpus
 from multifusion.shapes.dataset import ShapesDataset
 from multifusion.shapes.render import _canvas, render_reference, render_scene
 from multifusion.shapes.scorer import detect, main_object, validate
-from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject
+from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject, near_miss, random_scene
 
 RED_HEART = ShapeObject("heart", "red", "small")
 RED_STAR = ShapeObject("star", "red", "large")
@@ -134,6 +134,24 @@ def test_random_captions_vary_wording_casing_and_language():
     assert any(t[0].isupper() for t in texts) and any(t.endswith((".", "!")) for t in texts)
     assert any("Stern" in t or "étoile" in t or "stella" in t or "estrella" in t for t in texts)  # mixed-language
     assert all(form in COLOUR_FORMS for form in ("adjective", "in", "named"))
+
+
+def test_a_near_miss_is_its_scene_with_one_detail_wrong():
+    """The align phase's hard negatives: one shape, one colour, or the sides differ, and the result is a scene."""
+    rng, kinds = random.Random(0), set()
+    for _ in range(300):
+        scene = random_scene(rng)
+        missed = near_miss(scene, rng)
+        looks = lambda s: [(o.shape, o.colour) for o in s.objects]  # noqa: E731
+        assert [o.side for o in missed.objects] == [o.side for o in scene.objects]
+        assert len(set(looks(missed))) == len(missed.objects)  # two objects still differ
+        if len(scene.objects) == 2 and looks(missed) == looks(scene)[::-1]:
+            kinds.add("sides")
+            continue
+        changes = [(a[0] != b[0], a[1] != b[1]) for a, b in zip(looks(scene), looks(missed)) if a != b]
+        assert changes in ([(True, False)], [(False, True)]), f"{missed} is not {scene} with one detail wrong"
+        kinds.add("shape" if changes[0][0] else "colour")
+    assert kinds == {"shape", "colour", "sides"}
 
 
 def test_crop_to_content_centres_a_small_off_centre_object():

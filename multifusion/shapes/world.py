@@ -7,7 +7,7 @@ side. Everything is drawn from a `random.Random`, so a seed fixes a scene.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "heart")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -63,3 +63,21 @@ def random_scene(rng: random.Random, n_objects: int | None = None) -> Scene:
         right = random_object(rng, "right")
         if (right.shape, right.colour) != (left.shape, left.colour):
             return Scene((left, right))
+
+
+def near_miss(scene: Scene, rng: random.Random) -> Scene:
+    """The scene with one detail wrong: one object's shape (most often: the detail image prompts confuse) or colour
+    changed, or, with two objects, their sides swapped. A hard negative that a reading of the scene must rank below
+    the scene itself."""
+    i, roll = rng.randrange(len(scene.objects)), rng.random()
+    if len(scene.objects) == 2 and roll < 0.2:
+        left, right = scene.objects
+        return Scene((replace(right, side="left"), replace(left, side="right")))
+    objects = list(scene.objects)
+    if roll < 0.8:
+        objects[i] = replace(objects[i], shape=rng.choice([s for s in SHAPES if s != objects[i].shape]))
+    else:
+        objects[i] = replace(objects[i], colour=rng.choice([c for c in COLOURS if c != objects[i].colour]))
+    if len(objects) == 2 and (objects[0].shape, objects[0].colour) == (objects[1].shape, objects[1].colour):
+        return near_miss(scene, rng)  # two identical objects are not a scene; try another detail
+    return Scene(tuple(objects))

@@ -131,11 +131,13 @@ def token_matching(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (cosines.amax(dim=3).mean(dim=2) + cosines.amax(dim=2).mean(dim=2)) / 2
 
 
-def info_nce(similarity: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE on a (B, B) similarity: row i should match column i and no other."""
+def info_nce(similarity: torch.Tensor, temperature: float, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE on a (B, B) similarity: row i should match column i and no other. `negatives` (B, N)
+    are further candidates each row must rank below its match (hard negatives: near misses of its scene)."""
     logits = similarity / temperature
     targets = torch.arange(logits.shape[0], device=logits.device)
-    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    rows = logits if negatives is None else torch.cat([logits, negatives / temperature], dim=1)
+    return (F.cross_entropy(rows, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
 @torch.no_grad()

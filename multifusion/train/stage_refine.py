@@ -14,7 +14,8 @@ Three phases, each under `train()` (resumable, logged):
 (b) refine-align: through the teacher U-Net's cross-attention (`reading.CrossAttentionReader`), a paraphrase in any
     language, the scene's objects' varied images, and the canonical English caption itself, encoded by the student,
     must be read like the teacher's encoding of the canonical English caption; token-matching InfoNCE keeps each
-    nearer its own scene than the batch's others; the LM loss stays as a regulariser.
+    nearer its own scene than the batch's others and (`near_miss_negatives`) than its scene with one detail wrong
+    (a star drawn as a triangle, a colour, swapped sides); the LM loss stays as a regulariser.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
     images (never both), with a share of empty prompts for guidance; on image, mixed and empty prompts the
     teacher's prediction for the bare English caption (or for nothing) is a second target (`teacher_weight`).
@@ -36,7 +37,7 @@ from ..prompt import MultimodalPrompt
 from ..shapes.augment import varied_reference
 from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
 from ..shapes.vocabulary import write_vocabulary
-from ..shapes.world import Scene, random_object, random_scene
+from ..shapes.world import Scene, near_miss, random_object, random_scene
 from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes
 from .loop import train
 from .reading import CrossAttentionReader
@@ -104,8 +105,11 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         other_inputs, other_hidden = step([MultimodalPrompt.of(phrased(s, rng.choice(LANGUAGES))) for s in group])
         _, image_hidden = step([object_prompt(s, rng, c["mixed_prob"]) for s in group])
         read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
-        t = c["align_temperature"]
-        return (read_alike + info_nce(token_matching(other_hidden, en_hidden), t) + info_nce(token_matching(image_hidden, en_hidden), t)
+        t, missed = c["align_temperature"], None
+        if c.get("near_miss_negatives"):  # each scene one detail wrong, in English: a reading must rank it lower
+            _, missed = step([MultimodalPrompt.of(caption(near_miss(s, rng), "en", rng.randrange(N_FRAMES))) for s in group])
+        contrast = lambda hidden: info_nce(token_matching(hidden, en_hidden), t, None if missed is None else token_matching(hidden, missed))  # noqa: E731
+        return (read_alike + contrast(other_hidden) + contrast(image_hidden)
                 + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden)))  # fmt: skip
 
     everything = [*inner.parameters()]
@@ -131,13 +135,20 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         conditioning = pipe.encode(prompts).embeds
         # image, mixed and empty prompts are also pulled towards the teacher reading the bare English caption
         # (empty: nothing), so that re-aligning for new phrasings keeps what images and guidance already drew
-        with torch.no_grad():
-            canonical = [MultimodalPrompt.of(caption(items[i][0], "en")) if p.segments else p for i, p in zip(index, prompts)]
-            teacher_conditioning = teacher.encode(canonical).embeds
-        guided = [c["teacher_weight"] if p.images or not p.segments else 0.0 for p in prompts]
+        guided = torch.tensor([bool(p.images or not p.segments) for p in prompts])
+        with torch.no_grad():  # the teacher runs only on the guided samples
+            canonical = [MultimodalPrompt.of(caption(items[i][0], "en")) if p.segments else p
+                         for i, p, g in zip(index, prompts, guided) if g]  # fmt: skip
+            teacher_conditioning = teacher.encode(canonical).embeds if canonical else None
+
+        def teacher_prediction(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            prediction = torch.zeros_like(noisy)
+            if teacher_conditioning is not None:
+                prediction[guided] = teacher.unet(noisy[guided], t[guided], teacher_conditioning).sample
+            return prediction
+
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning,
-                              teacher=lambda noisy, t: teacher.unet(noisy, t, teacher_conditioning).sample,
-                              teacher_weights=torch.tensor(guided))  # fmt: skip
+                              teacher=teacher_prediction, teacher_weights=c["teacher_weight"] * guided.float())  # fmt: skip
 
     train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
