@@ -27,10 +27,14 @@ def tiny_runtime(model: str | None = None) -> tuple[Runtime, str]:
     return Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny random test pipeline (no shipped weights)"
 
 
-def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[str, ...], quick: bool = False) -> dict[str, Any]:
+def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[str, ...], quick: bool = False,
+               guidance_end: float | None = None) -> dict[str, Any]:  # fmt: skip
     """The mean accuracy of each of `benchmarks` ("single", "mcc": the eval's scenes and seeds) with the sampler
-    `scheduler` at `steps`, and its n (summed over languages or variants) as `n_<name>`."""
+    `scheduler` at `steps` (and guidance for the first `guidance_end` of them; None: the model's default), and its
+    n (summed over languages or variants) as `n_<name>`."""
     runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
+    if guidance_end is not None:
+        runtime.pipe.register_to_config(default_guidance_end=guidance_end)
     evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps), log=lambda _: None)
     out: dict[str, Any] = {}
     for name in benchmarks:

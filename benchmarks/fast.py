@@ -1,4 +1,5 @@
-"""Fast paths on the shipped model: today's settings (fp32, eager, dpm++2m, 25 steps) against the model's default.
+"""Fast paths on the shipped model: today's settings (fp32, eager, dpm++2m, 25 steps, guided throughout) against the
+model's default (its sampler, steps and guided share of them).
 
 One 1-image generation through `Runtime.generate` (no prompt cache), baseline and default alternating in one process,
 median of `--repeats`. Quality is the `single` benchmark's accuracy (the full eval's scenes and seeds, n = 160) at
@@ -60,8 +61,9 @@ def main() -> None:
     dtype = "float16" if args.device.startswith("cuda") else "float32"  # the runtime's own choice per device
 
     baseline = load(args.model, args.device, "float32", BASELINE[0])
+    baseline.pipe.register_to_config(default_guidance_end=1.0)  # today's settings: guided throughout
     default = load(args.model, args.device, "float32")
-    steps, scheduler = default.default_steps, default.scheduler_name
+    steps, scheduler, guided = default.default_steps, default.scheduler_name, default.default_guidance_end
     for runtime, n in ((baseline, BASELINE[1]), (default, steps)):
         one_image(runtime, n)  # warm-up
     times = {"baseline": [], "default": []}
@@ -71,10 +73,10 @@ def main() -> None:
     baseline_s, default_s = median(times["baseline"]), median(times["default"])
 
     figures: dict = {"device": device_name(), "model": args.model, "baseline": {"scheduler": BASELINE[0], "steps": BASELINE[1]},
-                     "default": {"scheduler": scheduler, "steps": steps}, "baseline_s": round(baseline_s, 4),
+                     "default": {"scheduler": scheduler, "steps": steps, "guidance_end": guided}, "baseline_s": round(baseline_s, 4),
                      "default_s": round(default_s, 4), "speedup": round(baseline_s / default_s, 3)}  # fmt: skip
     rows = [(f"baseline: fp32 eager {BASELINE[0]} {BASELINE[1]} steps", f"{baseline_s:.3f} s"),
-            (f"default: fp32 eager {scheduler} {steps} steps", f"{default_s:.3f} s  (speedup {baseline_s / default_s:.2f}x)")]  # fmt: skip
+            (f"default: fp32 eager {scheduler} {steps} steps, guided {100 * guided:.0f}%", f"{default_s:.3f} s  (speedup {baseline_s / default_s:.2f}x)")]  # fmt: skip
     if not args.no_quality:
         quality_baseline = accuracies(baseline, *BASELINE, ("single",))
         figures["quality_baseline"] = quality_baseline["single"]

@@ -1,12 +1,15 @@
-"""Accuracy against sampler and number of steps: the cheapest setting that draws as well as the 25-step default.
+"""Accuracy against sampler, number of steps and guided share of them: the cheapest setting that draws as well as
+the 25-step, fully guided default.
 
 Runs the `single` and `mcc` benchmarks of `multifusion eval` (same seeds and n as the full eval) at the reference
-setting (dpm++2m, 25 steps) and at every sampler x steps of the grid. A setting qualifies when its mean `single`
-accuracy and its mean `mcc` accuracy are each at most `--tolerance` below the reference's; the cheapest qualifying
-setting (fewest steps, then the best accuracies) is the recommendation, and `--write-default` makes it the model's
-declared default (`schedulers.save_defaults`).
+setting (dpm++2m, 25 steps, guidance throughout) and at every sampler x steps x guidance end of the grid. A setting
+qualifies when its mean `single` accuracy and its mean `mcc` accuracy are each at most `--tolerance` below the
+reference's; the cheapest qualifying setting (fewest U-Net passes per image: a guided step takes two, an unguided one
+one; then the best accuracies) is the recommendation, and `--write-default` makes it the model's declared default
+(`schedulers.save_defaults`).
 
-    python benchmarks/steps.py [--model DIR] [--schedulers dpm++2m,unipc] [--steps 6,8,10,12] [--json] [--write-default]
+    python benchmarks/steps.py [--model DIR] [--schedulers dpm++2m,unipc] [--steps 6,8,10,12] [--guidance-ends 1,0.5]
+                               [--json] [--write-default]
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from common import accuracies, report
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from multifusion.schedulers import SCHEDULERS, save_defaults
 
-REFERENCE = ("dpm++2m", 25)
+REFERENCE = ("dpm++2m", 25, 1.0)
+
+
+def unet_passes(setting: tuple[str, int, float]) -> float:
+    """U-Net passes per image: two per guided step (batched: on a CPU about 1.6x one), one per unguided step."""
+    _, steps, guidance_end = setting
+    return steps * (1 + guidance_end)
+
+
+def label(setting: tuple[str, int, float]) -> str:
+    scheduler, steps, guidance_end = setting
+    return f"{scheduler} {steps} steps, guided {100 * guidance_end:.0f}%"
 
 
 def main() -> None:
@@ -28,6 +42,7 @@ def main() -> None:
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--schedulers", default="dpm++2m,dpm++3m,unipc,euler")
     parser.add_argument("--steps", default="6,8,10,12")
+    parser.add_argument("--guidance-ends", default="1.0", help="shares of the steps that are guided, e.g. 1,0.6,0.4")
     parser.add_argument("--tolerance", type=float, default=0.02, help="accuracy a setting may lose (default: 0.02)")
     parser.add_argument("--quick", action="store_true", help="the eval's small samples, for a fast look")
     parser.add_argument("--json", action="store_true")
@@ -37,28 +52,30 @@ def main() -> None:
     unknown = [s for s in schedulers if s not in SCHEDULERS]
     if unknown:
         sys.exit(f"unknown scheduler(s) {', '.join(unknown)}; choose from {', '.join(SCHEDULERS)}")
-    grid = [(s, int(n)) for n in args.steps.split(",") for s in schedulers]
+    ends = [float(g) for g in args.guidance_ends.split(",") if g.strip()]
+    if not all(0 <= g <= 1 for g in ends):
+        sys.exit("--guidance-ends are shares of the steps, from 0 to 1")
+    grid = [(s, int(n), g) for n in args.steps.split(",") for s in schedulers for g in ends]
 
     torch.set_grad_enabled(False)
     runtime = Runtime.load(args.model, RuntimeOptions(device="cpu"))
     results = {}
-    for scheduler, steps in [REFERENCE, *grid]:
-        results[(scheduler, steps)] = accuracies(runtime, scheduler, steps, ("single", "mcc"), args.quick)
-        r = results[(scheduler, steps)]
-        print(f"{scheduler:>15} {steps:3d} steps  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%", flush=True)
+    for setting in [REFERENCE, *grid]:
+        r = results[setting] = accuracies(runtime, *setting[:2], ("single", "mcc"), args.quick, guidance_end=setting[2])
+        print(f"{label(setting):>36}  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%", flush=True)
 
     reference = results[REFERENCE]
     qualifies = lambda r: r["single"] >= reference["single"] - args.tolerance and r["mcc"] >= reference["mcc"] - args.tolerance  # noqa: E731
     passing = [key for key in grid if qualifies(results[key])]
-    best = min(passing, key=lambda k: (k[1], -results[k]["single"] - results[k]["mcc"])) if passing else REFERENCE
-    rows = [(f"{s} {n} steps", f"single {100 * r['single']:.1f}%  mcc {100 * r['mcc']:.1f}%" + ("  qualifies" if (s, n) in passing else ""))
-            for (s, n), r in results.items()]  # fmt: skip
-    rows.append(("recommended default", f"{best[0]}, {best[1]} steps"))
+    best = min(passing, key=lambda k: (unet_passes(k), -results[k]["single"] - results[k]["mcc"])) if passing else REFERENCE
+    rows = [(label(k), f"single {100 * r['single']:.1f}%  mcc {100 * r['mcc']:.1f}%" + ("  qualifies" if k in passing else ""))
+            for k, r in results.items()]  # fmt: skip
+    rows.append(("recommended default", label(best)))
+    keyed = lambda k: {"scheduler": k[0], "steps": k[1], "guidance_end": k[2], "unet_passes": unet_passes(k)}  # noqa: E731
     figures = {
-        "model": args.model, "reference": {"scheduler": REFERENCE[0], "steps": REFERENCE[1], **reference},
-        "tolerance": args.tolerance, "quick": args.quick,
-        "grid": [{"scheduler": s, "steps": n, **r, "qualifies": (s, n) in passing} for (s, n), r in results.items() if (s, n) in grid],
-        "recommended": {"scheduler": best[0], "steps": best[1]},
+        "model": args.model, "reference": {**keyed(REFERENCE), **reference}, "tolerance": args.tolerance, "quick": args.quick,
+        "grid": [{**keyed(k), **r, "qualifies": k in passing} for k, r in results.items() if k in grid],
+        "recommended": keyed(best),
     }  # fmt: skip
     if args.write_default:
         save_defaults(args.model, *best)

@@ -233,7 +233,7 @@ def _generate(args: argparse.Namespace) -> int:
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):
         record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=image_seed(args.seed, index),
-                                   scheduler=runtime.scheduler_name)  # fmt: skip
+                                   scheduler=runtime.scheduler_name, guidance_end=runtime.default_guidance_end)  # fmt: skip
         try:
             save_png(image, path, record)
         except OSError as error:

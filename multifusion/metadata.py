@@ -46,6 +46,7 @@ def parameters_text(record: dict[str, Any], size: tuple[int, int]) -> str:
         "Steps": settings.get("steps"),
         "Sampler": LABELS.get(sampler, sampler),
         "CFG scale": settings.get("guidance"),
+        "Guided steps": None if record.get("guidance_end", 1.0) == 1.0 else f"first {100 * record['guidance_end']:.0f}%",
         "Seed": record.get("image_seed", settings.get("seed")),
         "Size": f"{size[0]}x{size[1]}",
         "Model": record.get("model"),

@@ -77,6 +77,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         vision_processor: the vision encoder's image processor.
         default_steps: the number of denoising steps this model is meant to run with its saved scheduler (kept in
             `model_index.json`; the studio and CLI use it when a request names none).
+        default_guidance_end: the share of the steps, from the first, that classifier-free guidance runs for by
+            default (1.0: all). Later, nearly denoised steps then take one U-Net pass instead of two.
     """
 
     model_cpu_offload_seq = "encoder->unet->vae"
@@ -91,6 +93,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         tokenizer: PreTrainedTokenizerBase,
         vision_processor: BaseImageProcessor,
         default_steps: int = 25,
+        default_guidance_end: float = 1.0,
     ) -> None:
         super().__init__()
         if unet.config.cross_attention_dim != encoder.hidden_size:
@@ -102,7 +105,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             vae=vae, unet=unet, scheduler=scheduler, encoder=encoder, tokenizer=tokenizer,
             vision_processor=vision_processor,
         )  # fmt: skip
-        self.register_to_config(default_steps=default_steps)
+        self.register_to_config(default_steps=default_steps, default_guidance_end=default_guidance_end)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
         self.limits = DEFAULT_LIMITS
@@ -203,6 +206,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         negative_prompt_key_bias: torch.Tensor | None,
         manipulate: str,
         callback_on_step_end_tensor_inputs: Sequence[str] | None,
+        guidance_end: float = 1.0,
     ) -> None:
         multiple = self.size_multiple
         if height <= 0 or width <= 0 or height % multiple or width % multiple:
@@ -211,6 +215,8 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             raise PromptError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}")
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise PromptError(f"num_images_per_prompt must be a positive integer, got {num_images_per_prompt!r}")
+        if not isinstance(guidance_end, (int, float)) or not 0.0 <= guidance_end <= 1.0:  # also refuses NaN
+            raise PromptError(f"guidance_end must be between 0 and 1 (a share of the steps), got {guidance_end!r}")
         if manipulate not in MANIPULATE_MODES:
             raise PromptError(f"manipulate must be one of {', '.join(MANIPULATE_MODES)}, got {manipulate!r}")
         if (prompt is None) == (prompt_embeds is None):
@@ -267,6 +273,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         width: int | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float = 7.5,
+        guidance_end: float | None = None,
         negative_prompt: PromptInput | Sequence[PromptInput] | None = None,
         num_images_per_prompt: int = 1,
         eta: float = 0.0,
@@ -292,6 +299,9 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             height, width: image size in pixels; defaults to the U-Net's sample size.
             num_inference_steps: denoising steps; None is the model's `default_steps`.
             guidance_scale, eta, cross_attention_kwargs: as in `StableDiffusionPipeline`.
+            guidance_end: guidance runs for this share of the steps, from the first (like ControlNet's
+                `control_guidance_end`); the rest denoise on the prompt alone, one U-Net pass each instead of two.
+                None is the model's `default_guidance_end`.
             negative_prompt: a prompt (multimodal too) to guide away from; None is the unconditional prompt.
             num_images_per_prompt: images per prompt.
             generator: a `torch.Generator`, or one per image for results that do not depend on batching.
@@ -310,6 +320,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         """
         # 0. Defaults: the model's steps and native size
         num_inference_steps = self.config.default_steps if num_inference_steps is None else num_inference_steps
+        guidance_end = self.config.get("default_guidance_end", 1.0) if guidance_end is None else guidance_end
         height = height or self.unet.config.sample_size * self.vae_scale_factor
         width = width or self.unet.config.sample_size * self.vae_scale_factor
 
@@ -317,7 +328,7 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
         self.check_inputs(
             prompt, height, width, num_inference_steps, num_images_per_prompt, prompt_embeds,
             negative_prompt_embeds, prompt_key_bias, negative_prompt_key_bias, manipulate,
-            callback_on_step_end_tensor_inputs,
+            callback_on_step_end_tensor_inputs, guidance_end,
         )  # fmt: skip
         self._guidance_scale = guidance_scale
         self._interrupt = False
@@ -362,16 +373,23 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                latent_model_input = torch.cat([latents] * 2) if self.do_classifier_free_guidance else latents
+                guided = self.do_classifier_free_guidance and i < guidance_end * len(timesteps)
+                latent_model_input = torch.cat([latents] * 2) if guided else latents
                 latent_model_input = self.scheduler.scale_model_input(latent_model_input, t)
+                if guided or not self.do_classifier_free_guidance:
+                    embeds, step_kwargs = prompt_embeds, attention_kwargs
+                else:  # past guidance_end: the prompt's half of the batch alone
+                    embeds, step_kwargs = prompt_embeds.chunk(2)[1], dict(attention_kwargs)
+                    if "key_bias" in step_kwargs:
+                        step_kwargs["key_bias"] = step_kwargs["key_bias"].chunk(2)[1]
                 noise_pred = self.unet(
                     latent_model_input,
                     t,
-                    encoder_hidden_states=prompt_embeds,
-                    cross_attention_kwargs=attention_kwargs or None,
+                    encoder_hidden_states=embeds,
+                    cross_attention_kwargs=step_kwargs or None,
                     return_dict=False,
                 )[0]
-                if self.do_classifier_free_guidance:
+                if guided:
                     noise_pred_uncond, noise_pred_text = noise_pred.chunk(2)
                     noise_pred = noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]

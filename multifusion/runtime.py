@@ -199,6 +199,11 @@ class Runtime:
         return int(self.pipe.config.get("default_steps", 25))
 
     @property
+    def default_guidance_end(self) -> float:
+        """The share of the steps, from the first, that the model guides by default (`model_index.json`; 1.0: all)."""
+        return float(self.pipe.config.get("default_guidance_end", 1.0))
+
+    @property
     def scheduler_name(self) -> str:
         return scheduler_name(self.pipe.scheduler)
 

@@ -61,8 +61,9 @@ def scheduler_name(scheduler: Any) -> str:
     return type(scheduler).__name__
 
 
-def save_defaults(model: str | Path, scheduler: str, steps: int) -> None:
-    """Make `scheduler` and `steps` the default of the pipeline saved in `model` (its weights are untouched)."""
+def save_defaults(model: str | Path, scheduler: str, steps: int, guidance_end: float = 1.0) -> None:
+    """Make `scheduler`, `steps` and `guidance_end` (the share of the steps that are guided) the default of the
+    pipeline saved in `model` (its weights are untouched)."""
     model = Path(model)
     index_path, config_path = model / "model_index.json", model / "scheduler" / "scheduler_config.json"
     chosen = make_scheduler(scheduler, json.loads(config_path.read_text()))
@@ -70,4 +71,5 @@ def save_defaults(model: str | Path, scheduler: str, steps: int) -> None:
     index = json.loads(index_path.read_text())
     index["scheduler"] = ["diffusers", type(chosen).__name__]
     index["default_steps"] = steps
+    index["default_guidance_end"] = guidance_end
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")

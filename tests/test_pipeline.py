@@ -99,6 +99,18 @@ def test_callback_runs_every_step_and_can_interrupt(shared_pipe):
     assert seen == [(0, (1, 4, 32, 32)), (1, (1, 4, 32, 32))]
 
 
+def test_guidance_end_guides_only_the_first_share_of_the_steps(shared_pipe, red_image):
+    """1.0 is classifier-free guidance throughout; 0 is the prompt alone (as guidance scale 1); between, guided first
+    steps and unguided last ones; with AtMan weights too, whose bias is cut to the prompt's half."""
+    for prompt in ("a red circle", MultimodalPrompt.of("a (blue:2) star and ", ImageSegment(red_image, 0.5))):
+        full = generate(shared_pipe, prompt, steps=4)
+        assert np.array_equal(full, generate(shared_pipe, prompt, steps=4, guidance_end=1.0))
+        assert np.allclose(generate(shared_pipe, prompt, steps=4, guidance_end=0.0),
+                           generate(shared_pipe, prompt, steps=4, guidance_scale=1.0), atol=1e-5)  # fmt: skip
+        half = generate(shared_pipe, prompt, steps=4, guidance_end=0.5)
+        assert differs(half, full) and differs(half, generate(shared_pipe, prompt, steps=4, guidance_end=0.0))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -107,6 +119,8 @@ def test_callback_runs_every_step_and_can_interrupt(shared_pipe):
         (dict(prompt="a", height=62), "multiples of 4"),
         (dict(prompt="a", manipulate="decoder"), "manipulate"),
         (dict(prompt="a", num_inference_steps=0), "num_inference_steps"),
+        (dict(prompt="a", guidance_end=1.5), "guidance_end must be between 0 and 1"),
+        (dict(prompt="a", guidance_end=float("nan")), "guidance_end"),
         (dict(prompt=" ".join(["word"] * 80)), "the limit is 48"),
         (dict(prompt=None), "exactly one"),
         (dict(prompt=["a", "b"], negative_prompt=["x", "y", "z"]), "3 negative prompts for 2"),

@@ -2,11 +2,15 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from multifusion import MultiFusionPipeline, PromptError
 from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions
 from multifusion.schedulers import SCHEDULERS, make_scheduler, save_defaults, scheduler_name
+
+from conftest import differs, generate
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
@@ -34,10 +38,12 @@ def test_unknown_sampler_is_a_prompt_error(shared_pipe):
 
 def test_a_models_declared_defaults_are_what_runs(pipe, tmp_path):
     pipe.save_pretrained(tmp_path)
-    save_defaults(tmp_path, "unipc", 7)
+    save_defaults(tmp_path, "unipc", 7, guidance_end=0.5)
     assert json.loads((tmp_path / "model_index.json").read_text())["default_steps"] == 7
     runtime = Runtime.load(tmp_path, RuntimeOptions(device="cpu"))
-    assert runtime.scheduler_name == "unipc" and runtime.default_steps == 7
+    assert runtime.scheduler_name == "unipc" and runtime.default_steps == 7 and runtime.default_guidance_end == 0.5
+    guided = {end: generate(runtime.pipe, "a red circle", steps=4, guidance_end=end) for end in (None, 0.5, 1.0)}
+    assert np.array_equal(guided[None], guided[0.5]) and differs(guided[None], guided[1.0])
     assert runtime.complete(GenerationSettings()).steps == 7
     assert runtime.complete(GenerationSettings(steps=3)).steps == 3
     seen = []

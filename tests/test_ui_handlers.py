@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from multifusion import PromptError
-from multifusion.metadata import read_record
+from multifusion.metadata import parameters_text, read_record
 from multifusion.runtime import Runtime, RuntimeOptions
 from ui import handlers
 from ui.handlers import Cancelled, Studio
@@ -93,9 +93,10 @@ def test_pngs_carry_automatic1111_parameters_that_png_info_shows(studio):
     fields = dict(item.split(": ", 1) for item in lines[2].split(", "))
     assert fields["Steps"] == "2" and fields["CFG scale"] == "3.0" and fields["Seed"] == "4"
     assert fields["Size"] == f"{png.width}x{png.height}" and fields["Model"] == "tiny-test"
-    assert fields["Sampler"] and fields["Weights in"] == "both"
+    assert fields["Sampler"] and fields["Weights in"] == "both" and "Guided steps" not in fields  # guided throughout
     text, record = handlers.png_info(png)  # read without restoring
     assert text == png.text["parameters"] and record == result.records[1]
+    assert record["guidance_end"] == 1.0 and "Guided steps: first 60%" in parameters_text({**record, "guidance_end": 0.6}, png.size)
 
 
 def test_png_info_reads_other_tools_parameters_and_refuses_bare_pngs(tmp_path):
