@@ -81,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
     tr.set_defaults(run=_train)
 
+    fu = commands.add_parser("fuse", help="fuse a Stable Diffusion checkpoint, a language model and a vision tower, "
+                             "named by hub id or directory, into one untrained MultiFusion pipeline")  # fmt: skip
+    fu.add_argument("--stable-diffusion", required=True, help="a diffusers SD 1.x/2.x checkpoint (its text encoder is the teacher)")
+    fu.add_argument("--lm", required=True, help="any AutoModelForCausalLM with its tokenizer (Llama, Qwen2, Mistral, Gemma, ...)")
+    fu.add_argument("--vision", required=True, help="a CLIP or SigLIP vision tower (or a two-tower checkpoint)")
+    fu.add_argument("--captions", required=True, help="captioned images (imagefolder with metadata.jsonl, or webdataset "
+                    ".tar shards) whose English captions fit the cross-attention's start")  # fmt: skip
+    fu.add_argument("--n-captions", type=int, default=2048, help="captions to fit on (default: 2048)")
+    fu.add_argument("--image-tokens", type=int, default=16, help="image prefix length, a square (default: 16)")
+    fu.add_argument("--adapter-dim", type=int, default=64, help="bottleneck adapters' width, 0 for none (default: 64)")
+    fu.add_argument("--max-length", type=int, default=77, help="prompt length in LM tokens (default: 77)")
+    fu.add_argument("--out", required=True, help="where to save the fused pipeline")
+    fu.set_defaults(run=_fuse)
+
     serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -178,6 +192,30 @@ def _train(args: argparse.Namespace) -> int:
         times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
+    return 0
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    import json
+    from itertools import islice
+
+    from .fusion.assemble import fuse_pretrained
+    from .train.captioned_images import CaptionedImages
+
+    try:
+        samples = CaptionedImages(args.captions)
+        captions = [s.caption for s in islice((s for s in samples if s.language in (None, "en")), args.n_captions)]
+    except (OSError, ValueError) as error:
+        raise PromptError(f"--captions: {error}") from None
+    if len(captions) < 2:
+        raise PromptError(f"--captions: found {len(captions)} English captions in {args.captions}; the fit needs many")
+    pipe, r2 = fuse_pretrained(args.stable_diffusion, args.lm, args.vision, captions, args.image_tokens, args.adapter_dim,
+                               args.max_length)  # fmt: skip
+    out = Path(args.out)
+    pipe.save_pretrained(out)
+    (out / "fuse.json").write_text(json.dumps({"captions": len(captions), "state_map_r2": round(r2, 4), "stable_diffusion":
+                                               args.stable_diffusion, "lm": args.lm, "vision": args.vision}, indent=1))  # fmt: skip
+    print(f"fused: saved {out} (cross-attention started from a state map with R² {r2:.3f} on {len(captions)} captions)")
     return 0
 
 

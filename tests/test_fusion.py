@@ -1,0 +1,149 @@
+"""Fusing pretrained models named by reference: tiny random instances of the real families (a Stable Diffusion
+checkpoint with its CLIP text encoder, Llama and Qwen2 LMs with their own tokenizers and widths, CLIP and SigLIP
+vision towers), saved in their real on-disk formats, fused, saved, reloaded, and generating."""
+
+import pytest
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel,
+                          LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, SiglipConfig, SiglipImageProcessor,
+                          SiglipModel)  # fmt: skip
+
+from multifusion import MultiFusionPipeline
+from multifusion.fusion.assemble import fuse_pretrained
+from multifusion.fusion.cross_attention import fit_state_map, redimension_cross_attention
+from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions
+from multifusion.shapes.captions import caption
+from multifusion.shapes.world import random_scene
+from multifusion.tokenizer import build_tokenizer
+
+SD_WIDTH, LM_WIDTH = 24, 48  # the U-Net reads 24-wide CLIP states; the LM is twice as wide
+
+
+def tiny_unet():
+    torch.manual_seed(0)
+    return UNet2DConditionModel(
+        block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=SD_WIDTH, norm_num_groups=2, attention_head_dim=2,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stable_diffusion(tmp_path_factory):
+    """A Stable Diffusion 1.x checkpoint in diffusers layout, its CLIP tokenizer standing in for a tokenizer of
+    its own (another vocabulary than the LMs')."""
+    tokenizer = build_tokenizer(vocab_size=300)
+    tokenizer.model_max_length = 16
+    torch.manual_seed(1)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=SD_WIDTH, intermediate_size=37,
+                                                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16))  # fmt: skip
+    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)  # fmt: skip
+    pipe = StableDiffusionPipeline(vae, text_encoder, tokenizer, tiny_unet(), PNDMScheduler(skip_prk_steps=True),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+    path = tmp_path_factory.mktemp("sd")
+    pipe.save_pretrained(path)
+    return path
+
+
+def save_lm(family, path):
+    tokenizer = build_tokenizer(vocab_size=400)
+    common = dict(vocab_size=len(tokenizer), hidden_size=LM_WIDTH, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
+    torch.manual_seed(2)
+    model = LlamaForCausalLM(LlamaConfig(**common)) if family == "llama" else Qwen2ForCausalLM(Qwen2Config(**common))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def save_vision(family, path):
+    torch.manual_seed(3)
+    if family == "clip":  # a vision-only checkpoint
+        CLIPVisionModel(CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37,
+                                         num_hidden_layers=2, num_attention_heads=4)).save_pretrained(path)  # fmt: skip
+        CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    else:  # a two-tower checkpoint, of which the vision half is taken
+        tower = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+        SiglipModel(SiglipConfig(text_config={**tower, "vocab_size": 99}, vision_config={**tower, "image_size": 32, "patch_size": 8})).save_pretrained(path)
+        SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+def captions(n, seed):
+    import random
+
+    rng = random.Random(seed)
+    return [caption(random_scene(rng), "en") for _ in range(n)]
+
+
+def test_a_state_map_is_folded_into_the_keys_and_values():
+    """Keys and values of the re-dimensioned cross-attention on the LM's states equal the old ones on the mapped
+    states, and the saved U-Net reloads with the new width."""
+    torch.manual_seed(4)
+    new = torch.randn(200, LM_WIDTH)
+    truth = torch.randn(LM_WIDTH, SD_WIDTH)
+    mapping, r2 = fit_state_map(new, new @ truth, ridge=1e-6)
+    assert r2 > 0.999 and torch.allclose(mapping, truth, atol=1e-2)
+
+    unet = tiny_unet()
+    before = {name: m.to_k.weight.clone() for name, m in unet.named_modules() if name.endswith("attn2")}
+    redimension_cross_attention(unet, LM_WIDTH, truth)
+    for name, module in unet.named_modules():
+        if name.endswith("attn2"):
+            states = torch.randn(3, LM_WIDTH)
+            assert torch.allclose(module.to_k(states), (states @ truth) @ before[name].T, atol=1e-4)
+    assert unet.config.cross_attention_dim == LM_WIDTH
+    with pytest.raises(ValueError, match=r"expected \(48, 24\)"):
+        redimension_cross_attention(tiny_unet(), LM_WIDTH, torch.zeros(SD_WIDTH, LM_WIDTH))
+
+
+@pytest.mark.parametrize("lm_family, vision_family", [("llama", "clip"), ("qwen2", "siglip")])
+def test_fuse_named_models_save_reload_and_serve(stable_diffusion, tmp_path, lm_family, vision_family):
+    lm = save_lm(lm_family, tmp_path / "lm")
+    vision = save_vision(vision_family, tmp_path / "vision")
+    pipe, r2 = fuse_pretrained(str(stable_diffusion), str(lm), str(vision), captions(64, 0), image_tokens=4,
+                               adapter_dim=8, max_length=24)  # fmt: skip
+    assert 0 < r2 <= 1  # the fitted start explains part of what the teacher gave the U-Net
+    assert pipe.unet.config.cross_attention_dim == pipe.encoder.hidden_size == LM_WIDTH != SD_WIDTH
+    pipe.save_pretrained(tmp_path / "fused")
+
+    reloaded = MultiFusionPipeline.from_pretrained(tmp_path / "fused")
+    for name, tensor in pipe.unet.state_dict().items():
+        assert torch.equal(tensor, reloaded.unet.state_dict()[name]), name
+    runtime = Runtime.load(tmp_path / "fused", RuntimeOptions(device="cpu"))
+    images = runtime.generate("a red circle", GenerationSettings(steps=2, guidance=3.0, num_images=1))
+    assert images[0].size == (32, 32)  # the SD U-Net's native size: sample size 16 x the VAE's factor 2
+
+
+def test_the_vision_half_of_a_two_tower_checkpoint_keeps_its_weights(tmp_path):
+    from multifusion.fusion.assemble import vision_tower
+
+    path = save_vision("siglip", tmp_path / "siglip")
+    tower, saved = vision_tower(path), SiglipModel.from_pretrained(path).vision_model
+    patch = lambda model: next(v for k, v in model.state_dict().items() if k.endswith("patch_embedding.weight"))  # noqa: E731
+    assert torch.equal(patch(tower), patch(saved))
+
+
+def test_fuse_command_from_a_captioned_image_folder(stable_diffusion, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from multifusion.train.captioned_images import export_shapes
+
+    data = export_shapes(tmp_path / "data", 48, "webdataset", languages=("en", "de"), shard_size=20)
+    command = [sys.executable, "-m", "multifusion.cli", "fuse", "--stable-diffusion", str(stable_diffusion),
+               "--lm", str(save_lm("llama", tmp_path / "lm")), "--vision", str(save_vision("clip", tmp_path / "vision")),
+               "--captions", str(data), "--image-tokens", "4", "--adapter-dim", "8", "--max-length", "24",
+               "--out", str(tmp_path / "fused")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "fused" / "fuse.json").read_text())
+    assert 10 < report["captions"] < 48  # the English half of the data only
+    assert MultiFusionPipeline.from_pretrained(tmp_path / "fused").unet.config.cross_attention_dim == LM_WIDTH
+
+    result = subprocess.run([*command[:-8], "--captions", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and "--captions" in result.stderr
