@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--out", required=True, help="where to save the fused pipeline")
     fu.set_defaults(run=_fuse)
 
+    ra = commands.add_parser("realign", help="stage 4 on captioned images: train a fused pipeline's cross-attention "
+                             "to read its encoder (one device, or many under accelerate launch)")  # fmt: skip
+    ra.add_argument("--from", dest="source", required=True, help="the fused pipeline (multifusion fuse --out)")
+    ra.add_argument("--data", required=True, help="captioned images: imagefolder with metadata.jsonl, or .tar shards")
+    ra.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, samples/, pipeline/")
+    ra.add_argument("--config", default=None, help="JSON file overriding RealignConfig's defaults (steps, batch_size, ...)")
+    ra.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    ra.set_defaults(run=_realign)
+
     serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -216,6 +225,20 @@ def _fuse(args: argparse.Namespace) -> int:
     (out / "fuse.json").write_text(json.dumps({"captions": len(captions), "state_map_r2": round(r2, 4), "stable_diffusion":
                                                args.stable_diffusion, "lm": args.lm, "vision": args.vision}, indent=1))  # fmt: skip
     print(f"fused: saved {out} (cross-attention started from a state map with R² {r2:.3f} on {len(captions)} captions)")
+    return 0
+
+
+def _realign(args: argparse.Namespace) -> int:
+    from .fusion.stage_realign import RealignConfig, accelerator_for, run
+
+    try:
+        config = RealignConfig.load(args.config)
+    except (OSError, ValueError, TypeError) as error:
+        raise PromptError(f"--config: {error}") from None
+    if not (Path(args.source) / "model_index.json").is_file():
+        raise PromptError(f"--from: no pipeline (model_index.json) in {args.source}")
+    result = run(args.source, args.data, Path(args.out), accelerator_for(config), config, resume=args.resume)
+    print(f"realign: saved {result}")
     return 0
 
 

@@ -2,6 +2,8 @@
 checkpoint with its CLIP text encoder, Llama and Qwen2 LMs with their own tokenizers and widths, CLIP and SigLIP
 vision towers), saved in their real on-disk formats, fused, saved, reloaded, and generating."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -147,3 +149,74 @@ def test_fuse_command_from_a_captioned_image_folder(stable_diffusion, tmp_path):
     result = subprocess.run([*command[:-8], "--captions", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2 and "--captions" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def fused(stable_diffusion, tmp_path_factory):
+    root = tmp_path_factory.mktemp("fused")
+    pipe, _ = fuse_pretrained(str(stable_diffusion), str(save_lm("llama", root / "lm")), str(save_vision("clip", root / "vision")),
+                              captions(32, 0), image_tokens=4, adapter_dim=8, max_length=24)  # fmt: skip
+    pipe.save_pretrained(root / "pipeline")
+    return root / "pipeline"
+
+
+@pytest.fixture(scope="module")
+def shapes_folder(tmp_path_factory):
+    from multifusion.train.captioned_images import export_shapes
+
+    return export_shapes(tmp_path_factory.mktemp("data"), 16, "imagefolder", languages=("en", "fr"), canvas=40)
+
+
+def realign(fused, data, out, config, *launcher, resume=False):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (out.parent / f"{out.name}.json").write_text(json.dumps(config))
+    command = [*(launcher or (sys.executable,)), "-m", "multifusion.cli", "realign", "--from", str(fused), "--data", str(data),
+               "--out", str(out), "--config", str(out.parent / f"{out.name}.json"), *(["--resume"] if resume else [])]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def attn2_weights(path):
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+    return {k: v for k, v in unet.state_dict().items() if ".attn2." in k}, {k: v for k, v in unet.state_dict().items() if ".attn2." not in k}
+
+
+def test_realign_trains_only_cross_attention_resumes_samples_and_serves(fused, shapes_folder, tmp_path):
+    config = {"steps": 4, "batch_size": 2, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0.9,
+              "checkpoint_every": 2, "sample_every": 2, "sample_prompts": ["a red circle", "un cercle rouge"]}  # fmt: skip
+    out = tmp_path / "run"
+    realign(fused, shapes_folder, out, config)
+    before_attn, before_rest = attn2_weights(fused)
+    after_attn, after_rest = attn2_weights(out / "pipeline")
+    assert any(not torch.equal(before_attn[k], after_attn[k]) for k in before_attn)  # cross-attention trained
+    assert all(torch.equal(before_rest[k], after_rest[k]) for k in before_rest)  # nothing else moved
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    log = (out / "log.jsonl").read_text()
+    realign(fused, shapes_folder, out, config, resume=True)  # finished: resumes to nothing new
+    assert (out / "log.jsonl").read_text() == log
+    runtime = Runtime.load(out / "pipeline", RuntimeOptions(device="cpu"))
+    assert runtime.generate("a red circle", GenerationSettings(steps=2, guidance=3.0))[0].size == (32, 32)
+
+
+def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path):
+    """`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2` (gloo): each process reads half of
+    the data; with per-process batch 1 the trained weights equal one process's with batch 2."""
+    import shutil
+    import sys
+
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    config = {"steps": 3, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0,
+              "gradient_checkpointing": False}  # fmt: skip
+    realign(fused, shapes_folder, tmp_path / "one", {**config, "batch_size": 2})
+    realign(fused, shapes_folder, tmp_path / "two", {**config, "batch_size": 1}, accelerate, "launch", "--multi_gpu",
+            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")  # fmt: skip
+    one, _ = attn2_weights(tmp_path / "one" / "pipeline")
+    two, _ = attn2_weights(tmp_path / "two" / "pipeline")
+    before, _ = attn2_weights(fused)
+    assert any(not torch.equal(before[k], one[k]) for k in one)
+    for name in one:
+        assert torch.allclose(one[name], two[name], atol=1e-5), name

@@ -72,19 +72,21 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
 
 def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0,
                    teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                   teacher_weights: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                   teacher_weights: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                   timesteps: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Denoising loss at random timesteps (epsilon or v target, by the scheduler's `prediction_type`), weighted by
     min-SNR-gamma (Hang et al. 2023) to converge faster.
 
     With a `teacher(noisy, t)`, each sample's prediction is also pulled towards the teacher's on the same noisy
     latents, by `teacher_weights` (one per sample): the teacher's prediction is a low-variance target that keeps
-    what it already draws right while the student learns new inputs.
+    what it already draws right while the student learns new inputs. `noise` and `timesteps` may be given (drawn
+    per sample, so that a sample trains alike in any batch or process); else they are drawn here.
 
     For v-prediction the clamp is on SNR + 1 (the v loss's own weight on the clean-image error): clamping SNR, as
     for epsilon, would give the noisiest timesteps, where the layout and colours are read from the prompt, a weight
     near zero, and exactly zero at t = T under a zero-terminal-SNR schedule."""
-    noise = torch.randn_like(latents)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noise = torch.randn_like(latents) if noise is None else noise
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device) if timesteps is None else timesteps
     noisy = scheduler.add_noise(latents, noise, t)
     prediction = unet(noisy, t, conditioning).sample
     alphas = scheduler.alphas_cumprod.to(latents.device)[t]

@@ -25,8 +25,12 @@ def train(
     accelerator: Accelerator,
     resume: bool = False,
     checkpoint_every: int = 300,
+    after_step: Callable[[int], None] | None = None,
 ) -> None:
-    """Minimise `loss_fn(step)` over `params` for `steps` steps; `modules` are the models to checkpoint."""
+    """Minimise `loss_fn(step)` over `params` for `steps` steps; `modules` are the models to checkpoint.
+
+    With the accelerator's `gradient_accumulation_steps` > 1 a step is one micro-batch and the optimizer steps
+    every that many; `after_step(step)` runs after each (e.g. an EMA update)."""
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
@@ -46,12 +50,16 @@ def train(
     began, bar = time.time(), tqdm(range(start, steps), desc=name, initial=start, total=steps, disable=not accelerator.is_main_process)
     with log_path.open("a") as log:
         for step in bar:
-            loss = loss_fn(step)
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            with accelerator.accumulate(*modules):
+                loss = loss_fn(step)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+            if after_step is not None:
+                after_step(step)
             if step % 10 == 0 or step == steps - 1:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
                 log.write(json.dumps({"stage": name, "step": step, "loss": loss.item(), "lr": schedule.get_last_lr()[0],

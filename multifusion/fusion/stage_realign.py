@@ -1,0 +1,170 @@
+"""Stage 4 on real data: re-align a fused pipeline's U-Net cross-attention to its encoder, on captioned images.
+
+Only the `attn2` modules of the U-Net train (the paper's fusion step, AltDiffusion's too); each sample is
+conditioned on its caption OR on its image as an image prompt (never both), or on nothing for guidance. Data
+streams from a webdataset or an imagefolder (`train/captioned_images.py`), each process reading its own share.
+
+Scale: accelerate runs it on one device or many (DDP; `accelerate launch`), with the precision, gradient
+accumulation and gradient checkpointing of `RealignConfig`, an EMA of the trained weights (what is saved),
+resumable checkpoints, a JSONL loss log, and sample images every `sample_every` steps.
+
+Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
+the epoch and the sample's key, so on an imagefolder (whose lines the processes share round-robin) a run on N
+processes trains exactly as one process with the same global batch.
+
+    multifusion realign --from FUSED --data SHARDS --out runs/realign [--config realign.json]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers import DDPMScheduler
+from diffusers.training_utils import EMAModel
+
+from ..pipeline import MultiFusionPipeline
+from ..prompt import ImageSegment, MultimodalPrompt
+from ..train.captioned_images import CaptionedImage, CaptionedImages, prepare
+from ..train.data import diffusion_loss, to_tensor
+from ..train.loop import train
+from .assemble import truncated
+from .cross_attention import cross_attention_modules
+
+
+@dataclass
+class RealignConfig:
+    steps: int = 10000  # micro-batches
+    batch_size: int = 8  # per process; the global batch is batch_size x processes x gradient_accumulation_steps
+    lr: float = 1e-5
+    resolution: int = 512
+    center_crop: bool = True
+    image_prob: float = 0.3  # samples conditioned on their image instead of their caption
+    uncond_prob: float = 0.1  # samples conditioned on nothing (classifier-free guidance)
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str | None = None  # "no", "fp16", "bf16"; None: as `accelerate launch` says
+    gradient_checkpointing: bool = True
+    ema_decay: float = 0.9999  # 0 for none
+    checkpoint_every: int = 500
+    sample_every: int = 1000  # 0 for none
+    sample_prompts: tuple[str, ...] = ("a photo of a red car", "ein Aquarell eines Leuchtturms")
+    seed: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> RealignConfig:
+        """The defaults, overridden by the keys of a JSON file; an unknown key is an error."""
+        if path is None:
+            return cls()
+        values = json.loads(Path(path).read_text())
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}")
+        if "sample_prompts" in values:
+            values["sample_prompts"] = tuple(values["sample_prompts"])
+        return cls(**values)
+
+
+def endless(data: str | Path, rank: int, world_size: int, config: RealignConfig) -> Iterator[tuple[int, list[CaptionedImage]]]:
+    """(epoch, this process's next `batch_size` samples), epoch after epoch; a last short batch is dropped."""
+    for epoch in itertools.count():
+        batch, produced = [], False
+        for sample in CaptionedImages(data, rank=rank, world_size=world_size):
+            batch.append(sample)
+            if len(batch) == config.batch_size:
+                produced = True
+                yield epoch, batch
+                batch = []
+        if not produced:
+            raise ValueError(f"{data}: not one batch of {config.batch_size} samples for process {rank} of {world_size}")
+
+
+def accelerator_for(config: RealignConfig) -> Accelerator:
+    """The run's accelerator. The learning-rate schedule is in micro-batches, one `scheduler.step()` each, on any
+    number of processes (accelerate would otherwise step it once per process, as if the data were split)."""
+    return Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=config.mixed_precision,
+                       step_scheduler_with_optimizer=False)  # fmt: skip
+
+
+def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerator, config: RealignConfig,
+        resume: bool = False) -> Path:  # fmt: skip
+    pipe = MultiFusionPipeline.from_pretrained(source).to(accelerator.device)
+    pipe.set_progress_bar_config(disable=True)
+    for module in (pipe.vae, pipe.encoder, pipe.unet):
+        module.requires_grad_(False)
+    pipe.vae.eval()
+    pipe.encoder.eval()
+    unet = pipe.unet
+    trained = [p for m in cross_attention_modules(unet) for p in m.parameters()]
+    for p in trained:
+        p.requires_grad_(True)
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    unet = accelerator.prepare(unet)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    stream = endless(data, accelerator.process_index, accelerator.num_processes, config)
+    room = pipe.encoder.config.max_length - 1
+    out.mkdir(parents=True, exist_ok=True)
+
+    def loss_fn(step: int) -> torch.Tensor:
+        epoch, samples = next(stream)
+        images, prompts, noise, timesteps = [], [], [], []
+        latent_side = config.resolution // pipe.vae_scale_factor
+        for sample in samples:  # every draw from the sample's own generator: the same on any number of processes
+            rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
+            images.append(prepare(sample.image, config.resolution, config.center_crop, rng))
+            draw = rng.random()
+            if draw < config.uncond_prob:
+                prompts.append(MultimodalPrompt())
+            elif draw < config.uncond_prob + config.image_prob:
+                prompts.append(MultimodalPrompt.of(ImageSegment(images[-1])))
+            else:
+                prompts.append(MultimodalPrompt.of(truncated(sample.caption, pipe.tokenizer, room)))
+            generator = torch.Generator().manual_seed(rng.randrange(2**63))
+            noise.append(torch.randn(pipe.unet.config.in_channels, latent_side, latent_side, generator=generator))
+            timesteps.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=generator)))
+        device, pixels = accelerator.device, to_tensor(images)
+        with torch.no_grad():
+            latents = pipe.vae.encode(pixels.to(device, pipe.vae.dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
+            conditioning = pipe.encode(prompts, device=device).embeds
+        return diffusion_loss(unet, noise_scheduler, latents, conditioning, noise=torch.stack(noise).to(device),
+                              timesteps=torch.tensor(timesteps, device=device))  # fmt: skip
+
+    def after_step(step: int) -> None:
+        if ema is not None and accelerator.sync_gradients:
+            ema.step(trained)
+        if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
+            save_samples(pipe, config, out / "samples" / f"step-{step + 1:07d}.png")
+
+    train("realign", trained, [unet], loss_fn, config.steps, config.lr, out, accelerator, resume,
+          config.checkpoint_every, after_step)  # fmt: skip
+    accelerator.wait_for_everyone()
+    pipe.unet = accelerator.unwrap_model(unet).eval()
+    if ema is not None:
+        ema.copy_to(trained)
+    if accelerator.is_main_process:
+        pipe.save_pretrained(out / "pipeline")
+        (out / "pipeline" / "realign.json").write_text(json.dumps(asdict(config), indent=1))
+    return out / "pipeline"
+
+
+@torch.no_grad()
+def save_samples(pipe: MultiFusionPipeline, config: RealignConfig, path: Path) -> None:
+    """The sample prompts at the current weights, side by side, seed 0."""
+    from PIL import Image
+
+    images = pipe(list(config.sample_prompts), num_inference_steps=20, guidance_scale=5.0,
+                  generator=torch.Generator().manual_seed(0), height=config.resolution, width=config.resolution).images  # fmt: skip
+    sheet = Image.new("RGB", (config.resolution * len(images), config.resolution))
+    for i, image in enumerate(images):
+        sheet.paste(image, (i * config.resolution, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
