@@ -95,14 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     fu.add_argument("--out", required=True, help="where to save the fused pipeline")
     fu.set_defaults(run=_fuse)
 
+    pr = commands.add_parser("prefix", help="stage 3 on captioned images: train a fused pipeline's image prefix and "
+                             "adapters, LM frozen, MAGMA-style (one device, or many under accelerate launch)")  # fmt: skip
     ra = commands.add_parser("realign", help="stage 4 on captioned images: train a fused pipeline's cross-attention "
                              "to read its encoder (one device, or many under accelerate launch)")  # fmt: skip
-    ra.add_argument("--from", dest="source", required=True, help="the fused pipeline (multifusion fuse --out)")
-    ra.add_argument("--data", required=True, help="captioned images: imagefolder with metadata.jsonl, or .tar shards")
-    ra.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, samples/, pipeline/")
-    ra.add_argument("--config", default=None, help="JSON file overriding RealignConfig's defaults (steps, batch_size, ...)")
-    ra.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    ra.set_defaults(run=_realign)
+    for command, config_name in ((pr, "PrefixConfig"), (ra, "RealignConfig")):
+        command.add_argument("--from", dest="source", required=True, help="the fused pipeline (multifusion fuse --out, "
+                             "or the pipeline of the stage before)")  # fmt: skip
+        command.add_argument("--data", required=True, help="captioned images: imagefolder with metadata.jsonl, or .tar shards")
+        command.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, pipeline/")
+        command.add_argument("--config", default=None, help=f"JSON file overriding {config_name}'s defaults (steps, batch_size, ...)")
+        command.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        command.set_defaults(run=_real_data_stage)
 
     serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -228,17 +232,24 @@ def _fuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _realign(args: argparse.Namespace) -> int:
-    from .fusion.stage_realign import RealignConfig, accelerator_for, run
+def _real_data_stage(args: argparse.Namespace) -> int:
+    from .fusion import stage_prefix, stage_realign
+    from .train.captioned_images import CaptionedImages
 
+    stage, config_class = {"prefix": (stage_prefix, stage_prefix.PrefixConfig),
+                           "realign": (stage_realign, stage_realign.RealignConfig)}[args.command]  # fmt: skip
     try:
-        config = RealignConfig.load(args.config)
+        config = config_class.load(args.config)
     except (OSError, ValueError, TypeError) as error:
         raise PromptError(f"--config: {error}") from None
     if not (Path(args.source) / "model_index.json").is_file():
         raise PromptError(f"--from: no pipeline (model_index.json) in {args.source}")
-    result = run(args.source, args.data, Path(args.out), accelerator_for(config), config, resume=args.resume)
-    print(f"realign: saved {result}")
+    try:
+        CaptionedImages(args.data)
+    except ValueError as error:
+        raise PromptError(f"--data: {error}") from None
+    result = stage.run(args.source, args.data, Path(args.out), config.accelerator(), config, resume=args.resume)
+    print(f"{args.command}: saved {result}")
     return 0
 
 

@@ -168,15 +168,7 @@ def shapes_folder(tmp_path_factory):
 
 
 def realign(fused, data, out, config, *launcher, resume=False):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    (out.parent / f"{out.name}.json").write_text(json.dumps(config))
-    command = [*(launcher or (sys.executable,)), "-m", "multifusion.cli", "realign", "--from", str(fused), "--data", str(data),
-               "--out", str(out), "--config", str(out.parent / f"{out.name}.json"), *(["--resume"] if resume else [])]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "1"})
+    result = run_stage("realign", fused, data, out, config, *launcher, resume=resume)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -220,3 +212,32 @@ def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(
     assert any(not torch.equal(before[k], one[k]) for k in one)
     for name in one:
         assert torch.allclose(one[name], two[name], atol=1e-5), name
+
+
+def run_stage(stage, fused, data, out, config, *launcher, resume=False):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    (out.parent / f"{out.name}.json").write_text(json.dumps(config))
+    command = [*(launcher or (sys.executable,)), "-m", "multifusion.cli", stage, "--from", str(fused), "--data", str(data),
+               "--out", str(out), "--config", str(out.parent / f"{out.name}.json"), *(["--resume"] if resume else [])]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "ACCELERATE_USE_CPU": "1"})
+
+
+def test_prefix_stage_trains_the_image_prefix_and_adapters_with_the_lm_frozen(fused, shapes_folder, tmp_path):
+    from multifusion.encoder import MultiFusionEncoder
+
+    config = {"steps": 3, "batch_size": 2, "resolution": 32, "lr": 1e-3, "ema_decay": 0.9, "checkpoint_every": 2}
+    result = run_stage("prefix", fused, shapes_folder, tmp_path / "run", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = MultiFusionEncoder.from_pretrained(fused, subfolder="encoder").state_dict()
+    after = MultiFusionEncoder.from_pretrained(tmp_path / "run" / "pipeline", subfolder="encoder").state_dict()
+    moved = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"image_prefix", "adapters"}  # the LM and the vision tower stay as pretrained
+    runtime = Runtime.load(tmp_path / "run" / "pipeline", RuntimeOptions(device="cpu"))
+    assert runtime.generate("a red circle", GenerationSettings(steps=2, guidance=3.0))[0].size == (32, 32)
+
+    result = run_stage("prefix", fused, tmp_path / "nowhere", tmp_path / "bad", config)
+    assert result.returncode == 2 and "--data:" in result.stderr and "Traceback" not in result.stderr

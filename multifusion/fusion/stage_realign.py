@@ -17,11 +17,9 @@ processes trains exactly as one process with the same global batch.
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -31,64 +29,20 @@ from diffusers.training_utils import EMAModel
 
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt
-from ..train.captioned_images import CaptionedImage, CaptionedImages, prepare
+from ..train.captioned_images import prepare
 from ..train.data import diffusion_loss, to_tensor
 from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
+from .stage_config import StageConfig, endless
 
 
 @dataclass
-class RealignConfig:
-    steps: int = 10000  # micro-batches
-    batch_size: int = 8  # per process; the global batch is batch_size x processes x gradient_accumulation_steps
-    lr: float = 1e-5
-    resolution: int = 512
-    center_crop: bool = True
+class RealignConfig(StageConfig):
     image_prob: float = 0.3  # samples conditioned on their image instead of their caption
     uncond_prob: float = 0.1  # samples conditioned on nothing (classifier-free guidance)
-    gradient_accumulation_steps: int = 1
-    mixed_precision: str | None = None  # "no", "fp16", "bf16"; None: as `accelerate launch` says
-    gradient_checkpointing: bool = True
-    ema_decay: float = 0.9999  # 0 for none
-    checkpoint_every: int = 500
     sample_every: int = 1000  # 0 for none
     sample_prompts: tuple[str, ...] = ("a photo of a red car", "ein Aquarell eines Leuchtturms")
-    seed: int = 0
-
-    @classmethod
-    def load(cls, path: str | Path | None) -> RealignConfig:
-        """The defaults, overridden by the keys of a JSON file; an unknown key is an error."""
-        if path is None:
-            return cls()
-        values = json.loads(Path(path).read_text())
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}")
-        if "sample_prompts" in values:
-            values["sample_prompts"] = tuple(values["sample_prompts"])
-        return cls(**values)
-
-
-def endless(data: str | Path, rank: int, world_size: int, config: RealignConfig) -> Iterator[tuple[int, list[CaptionedImage]]]:
-    """(epoch, this process's next `batch_size` samples), epoch after epoch; a last short batch is dropped."""
-    for epoch in itertools.count():
-        batch, produced = [], False
-        for sample in CaptionedImages(data, rank=rank, world_size=world_size):
-            batch.append(sample)
-            if len(batch) == config.batch_size:
-                produced = True
-                yield epoch, batch
-                batch = []
-        if not produced:
-            raise ValueError(f"{data}: not one batch of {config.batch_size} samples for process {rank} of {world_size}")
-
-
-def accelerator_for(config: RealignConfig) -> Accelerator:
-    """The run's accelerator. The learning-rate schedule is in micro-batches, one `scheduler.step()` each, on any
-    number of processes (accelerate would otherwise step it once per process, as if the data were split)."""
-    return Accelerator(gradient_accumulation_steps=config.gradient_accumulation_steps, mixed_precision=config.mixed_precision,
-                       step_scheduler_with_optimizer=False)  # fmt: skip
 
 
 def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerator, config: RealignConfig,
@@ -110,7 +64,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         accelerator.register_for_checkpointing(ema)
     unet = accelerator.prepare(unet)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    stream = endless(data, accelerator.process_index, accelerator.num_processes, config)
+    stream = endless(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = pipe.encoder.config.max_length - 1
     out.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,87 @@
+"""Stage 3 on real data: teach a fused pipeline's LM to read images, MAGMA-style, on captioned images.
+
+The LM stays frozen; the image prefix (vision features -> `image_tokens` LM embeddings) and the bottleneck adapters
+after the LM's MLPs train (and the vision tower, with `train_vision`), by the LM's next-token loss on each caption
+after its image: "<image> caption". The diffusion side is untouched; stage 4 (`stage_realign.py`) then re-aligns
+the U-Net to the trained encoder. Same scale options as stage 4 (`StageConfig`); the EMA of the trained weights is
+what is saved.
+
+    multifusion prefix --from FUSED --data SHARDS --out runs/prefix [--config prefix.json]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+
+from ..pipeline import MultiFusionPipeline
+from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
+from ..train.captioned_images import prepare
+from ..train.loop import train
+from ..train.stage_encoder import EncoderStep
+from .assemble import truncated
+from .stage_config import StageConfig, endless
+
+
+@dataclass
+class PrefixConfig(StageConfig):
+    lr: float = 1e-4
+    resolution: int = 224  # the vision tower's input side
+    train_vision: bool = False  # MAGMA fine-tunes the vision tower too; off keeps it as pretrained
+
+
+def trained_parts(encoder, config: PrefixConfig) -> list[torch.nn.Module]:
+    parts = [encoder.image_prefix] + ([encoder.adapters] if encoder.adapters is not None else [])
+    return parts + ([encoder.vision] if config.train_vision else [])
+
+
+def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerator, config: PrefixConfig,
+        resume: bool = False) -> Path:  # fmt: skip
+    pipe = MultiFusionPipeline.from_pretrained(source)
+    inner = pipe.encoder
+    inner.requires_grad_(False)
+    trained = [p for part in trained_parts(inner, config) for p in part.parameters()]
+    for p in trained:
+        p.requires_grad_(True)
+    if config.gradient_checkpointing:
+        inner.lm.gradient_checkpointing_enable()
+    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    encoder = accelerator.prepare(inner.to(accelerator.device))
+    step = EncoderStep(encoder, inner, pipe.tokenizer, pipe.vision_processor, accelerator.device)
+    stream = endless(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
+    room = inner.config.max_length - 1 - inner.config.image_tokens - 1  # after the prefix token, the image, a space
+    out.mkdir(parents=True, exist_ok=True)
+
+    def loss_fn(_: int) -> torch.Tensor:
+        epoch, samples = next(stream)
+        prompts = []
+        for sample in samples:
+            rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
+            image = prepare(sample.image, config.resolution, config.center_crop, rng)
+            prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(" " + truncated(sample.caption, pipe.tokenizer, room)))))
+        return step.lm_loss(*step(prompts))
+
+    def after_step(_: int) -> None:
+        if ema is not None and accelerator.sync_gradients:
+            ema.step(trained)
+
+    train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,
+          after_step)  # fmt: skip
+    accelerator.wait_for_everyone()
+    pipe.encoder = accelerator.unwrap_model(encoder).eval()
+    if config.gradient_checkpointing:
+        pipe.encoder.lm.gradient_checkpointing_disable()
+    if ema is not None:
+        ema.copy_to(trained)
+    if accelerator.is_main_process:
+        pipe.save_pretrained(out / "pipeline")
+        (out / "pipeline" / "prefix.json").write_text(json.dumps(asdict(config), indent=1))
+    return out / "pipeline"
