@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         command.set_defaults(run=_real_data_stage)
 
+    pl = commands.add_parser("plan", help="a fusion's parameters, memory per GPU and hours per stage, from its "
+                             "components' configs; refuses one that cannot fit")  # fmt: skip
+    pl.add_argument("--config", required=True, help="fusion JSON: stable_diffusion, lm, vision, prefix {...}, realign {...}")
+    pl.add_argument("--gpus", type=int, default=1, help="GPUs (default: 1)")
+    pl.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default: 80)")
+    pl.add_argument("--shard", action="store_true", help="FSDP / ZeRO-3: split the trainable state over the GPUs")
+    pl.add_argument("--headroom", type=float, default=0.15, help="share of GPU memory kept free (default: 0.15)")
+    pl.add_argument("--measured", default=None, help="a run's log.jsonl: hours per stage from its step times")
+    pl.set_defaults(run=_plan)
+
     serve = commands.add_parser("serve", help="start the MultiFusion Studio web app")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -250,6 +260,26 @@ def _real_data_stage(args: argparse.Namespace) -> int:
         raise PromptError(f"--data: {error}") from None
     result = stage.run(args.source, args.data, Path(args.out), config.accelerator(), config, resume=args.resume)
     print(f"{args.command}: saved {result}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from .fusion.plan import FusionConfig, measured_seconds_per_step, plan, report
+
+    if args.gpus < 1 or args.gpu_memory <= 0 or not 0 <= args.headroom < 1:
+        raise PromptError("--gpus must be at least 1, --gpu-memory positive, --headroom from 0 to below 1")
+    try:
+        config = FusionConfig.load(args.config)
+        measured = measured_seconds_per_step(args.measured) if args.measured else {}
+        stages = plan(config)
+    except (OSError, ValueError, TypeError) as error:
+        raise PromptError(f"--config: {error}") from None
+    lines, problems = report(stages, args.gpus, args.gpu_memory, args.shard, args.headroom, measured)
+    print(f"{config.lm} + {config.vision} -> {config.stable_diffusion}, {args.gpus} GPU(s) of {args.gpu_memory:g} GiB")
+    print("\n".join(lines))
+    if problems:
+        print("does not fit:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -241,3 +241,35 @@ def test_prefix_stage_trains_the_image_prefix_and_adapters_with_the_lm_frozen(fu
 
     result = run_stage("prefix", fused, tmp_path / "nowhere", tmp_path / "bad", config)
     assert result.returncode == 2 and "--data:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_diffusion, fused, shapes_folder, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from multifusion.encoder import MultiFusionEncoder
+    from multifusion.fusion.cross_attention import cross_attention_modules
+    from multifusion.fusion.plan import FusionConfig, plan
+
+    lm, vision = save_lm("llama", tmp_path / "lm"), save_vision("clip", tmp_path / "vision")
+    config = {"stable_diffusion": str(stable_diffusion), "lm": str(lm), "vision": str(vision), "image_tokens": 4,
+              "adapter_dim": 8, "max_length": 24, "prefix": {"batch_size": 2, "resolution": 32, "steps": 100},
+              "realign": {"batch_size": 2, "resolution": 32, "steps": 1000}}  # fmt: skip
+    (tmp_path / "fusion.json").write_text(json.dumps(config))
+    prefix, realign = plan(FusionConfig.load(tmp_path / "fusion.json"))
+    encoder = MultiFusionEncoder.from_pretrained(fused, subfolder="encoder")
+    unet = UNet2DConditionModel.from_pretrained(fused, subfolder="unet")
+    assert prefix.trainable == sum(p.numel() for m in (encoder.image_prefix, encoder.adapters) for p in m.parameters())
+    assert realign.trainable == sum(p.numel() for m in cross_attention_modules(unet) for p in m.parameters())
+    assert prefix.activation_bytes > 0 and realign.activation_bytes > 0
+
+    run = subprocess.run([sys.executable, "-m", "multifusion.cli", "plan", "--config", str(tmp_path / "fusion.json"),
+                          "--gpu-memory", "1"], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0 and "realign" in run.stdout, run.stderr
+    log = tmp_path / "log.jsonl"  # a run's measured step times: 0.5 s per realign step
+    log.write_text(json.dumps({"stage": "realign", "step": 9, "loss": 0.1, "lr": 1e-5, "elapsed_s": 5.0}) + "\n")
+    run = subprocess.run([sys.executable, "-m", "multifusion.cli", "plan", "--config", str(tmp_path / "fusion.json"),
+                          "--gpu-memory", "0.0001", "--measured", str(log)], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 1 and "1000 steps x 0.50 s (measured) = 0.1 h" in run.stdout
+    assert "does not fit" in run.stderr and "batch_size" in run.stderr
