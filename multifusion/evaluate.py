@@ -227,6 +227,7 @@ class Evaluator:
             colour = [m is not None and m.colour == o.colour for m, o in zip(found, objects)]
             right = [a and b for a, b in zip(shape, colour)]
             result[name] = {"accuracy": _share(right), "shape": _share(shape), "colour": _share(colour), "n": n}
+            result[name]["by_shape"] = {shape: _share([r for r, o in zip(right, objects) if o.shape == shape]) for shape in SHAPES}
             if name == "foreign":
                 result[name]["by_canvas"] = {str(side): _share([r for r, s in zip(right, sides) if s == side]) for side in FOREIGN_SIDES}
         return result
@@ -286,5 +287,8 @@ def format_report(report: dict[str, Any]) -> str:
         if "by_canvas" in b["image_prompt"].get("foreign", {}):
             by = b["image_prompt"]["foreign"]["by_canvas"]
             lines.append("  foreign by canvas side: " + ", ".join(f"{side} px {pct(v).strip()}" for side, v in by.items()))
+        if "by_shape" in b["image_prompt"].get("foreign", {}):
+            by = b["image_prompt"]["foreign"]["by_shape"]
+            lines.append("  foreign by shape: " + ", ".join(f"{shape} {pct(v).strip()}" for shape, v in by.items()))
     lines.append(f"elapsed: {report['elapsed_s']} s")
     return "\n".join(lines)

@@ -241,6 +241,7 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     assert set(benchmarks) == {"single", "mcc", "weights", "languages", "paraphrase", "image_prompt"}
     assert benchmarks["paraphrase"]["fr"]["n"] == 8 and set(benchmarks["image_prompt"]) == {"renderer", "foreign"}
     assert benchmarks["image_prompt"]["foreign"]["n"] == 14 and len(benchmarks["image_prompt"]["foreign"]["by_canvas"]) == 6
+    assert set(benchmarks["image_prompt"]["foreign"]["by_shape"]) == {"circle", "square", "triangle", "star", "heart"}
     assert set(benchmarks["single"]) == set(LANGUAGES) and benchmarks["single"]["de"]["n"] == 8
     assert set(benchmarks["mcc"]) == {"text", "multimodal", "mixed"}
     assert set(benchmarks["weights"]) == {"0", "1", "2.5"}
