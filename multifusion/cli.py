@@ -232,8 +232,11 @@ def _fuse(args: argparse.Namespace) -> int:
         raise PromptError(f"--captions: {error}") from None
     if len(captions) < 2:
         raise PromptError(f"--captions: found {len(captions)} English captions in {args.captions}; the fit needs many")
-    pipe, r2 = fuse_pretrained(args.stable_diffusion, args.lm, args.vision, captions, args.image_tokens, args.adapter_dim,
-                               args.max_length)  # fmt: skip
+    try:
+        pipe, r2 = fuse_pretrained(args.stable_diffusion, args.lm, args.vision, captions, args.image_tokens, args.adapter_dim,
+                                   args.max_length)  # fmt: skip
+    except OSError as error:  # a reference that is neither a model folder nor a reachable hub id
+        raise PromptError(f"could not load a component: {error}") from None
     out = Path(args.out)
     pipe.save_pretrained(out)
     (out / "fuse.json").write_text(json.dumps({"captions": len(captions), "state_map_r2": round(r2, 4), "stable_diffusion":

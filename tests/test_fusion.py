@@ -130,6 +130,7 @@ def test_the_vision_half_of_a_two_tower_checkpoint_keeps_its_weights(tmp_path):
 
 def test_fuse_command_from_a_captioned_image_folder(stable_diffusion, tmp_path):
     import json
+    import os
     import subprocess
     import sys
 
@@ -149,6 +150,9 @@ def test_fuse_command_from_a_captioned_image_folder(stable_diffusion, tmp_path):
     result = subprocess.run([*command[:-8], "--captions", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 2 and "--captions" in result.stderr
+    missing_lm = [*command[:7], str(tmp_path / "no-lm"), *command[8:-1], str(tmp_path / "y")]
+    result = subprocess.run(missing_lm, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "could not load a component" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")
