@@ -237,6 +237,8 @@ def _fuse(args: argparse.Namespace) -> int:
                                    args.max_length)  # fmt: skip
     except OSError as error:  # a reference that is neither a model folder nor a reachable hub id
         raise PromptError(f"could not load a component: {error}") from None
+    except (ValueError, NotImplementedError) as error:  # e.g. image tokens not a square, an SDXL U-Net
+        raise PromptError(str(error)) from None
     out = Path(args.out)
     pipe.save_pretrained(out)
     (out / "fuse.json").write_text(json.dumps({"captions": len(captions), "state_map_r2": round(r2, 4), "stable_diffusion":
@@ -253,6 +255,7 @@ def _real_data_stage(args: argparse.Namespace) -> int:
                            "realign": (stage_realign, stage_realign.RealignConfig)}[args.command]  # fmt: skip
     try:
         config = config_class.load(args.config)
+        accelerator = config.accelerator()
     except (OSError, ValueError, TypeError) as error:
         raise PromptError(f"--config: {error}") from None
     if not (Path(args.source) / "model_index.json").is_file():
@@ -261,7 +264,7 @@ def _real_data_stage(args: argparse.Namespace) -> int:
         CaptionedImages(args.data)
     except ValueError as error:
         raise PromptError(f"--data: {error}") from None
-    result = stage.run(args.source, args.data, Path(args.out), config.accelerator(), config, resume=args.resume)
+    result = stage.run(args.source, args.data, Path(args.out), accelerator, config, resume=args.resume)
     print(f"{args.command}: saved {result}")
     return 0
 
@@ -272,8 +275,11 @@ def _plan(args: argparse.Namespace) -> int:
     if args.gpus < 1 or args.gpu_memory <= 0 or not 0 <= args.headroom < 1:
         raise PromptError("--gpus must be at least 1, --gpu-memory positive, --headroom from 0 to below 1")
     try:
-        config = FusionConfig.load(args.config)
         measured = measured_seconds_per_step(args.measured) if args.measured else {}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PromptError(f"--measured: not a run's log.jsonl ({error})") from None
+    try:
+        config = FusionConfig.load(args.config)
         stages = plan(config)
     except (OSError, ValueError, TypeError) as error:
         raise PromptError(f"--config: {error}") from None

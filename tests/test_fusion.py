@@ -272,8 +272,25 @@ def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_d
                           "--gpu-memory", "1"], capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0 and "realign" in run.stdout, run.stderr
     log = tmp_path / "log.jsonl"  # a run's measured step times: 0.5 s per realign step
-    log.write_text(json.dumps({"stage": "realign", "step": 9, "loss": 0.1, "lr": 1e-5, "elapsed_s": 5.0}) + "\n")
+    log.write_text("".join(json.dumps({"stage": "realign", "step": s, "loss": 0.1, "lr": 1e-5, "elapsed_s": e}) + "\n"
+                           for s, e in ((0, 0.4), (10, 5.4), (20, 10.4), (20, 0.3), (30, 5.3))))  # a resume restarts elapsed_s
     run = subprocess.run([sys.executable, "-m", "multifusion.cli", "plan", "--config", str(tmp_path / "fusion.json"),
                           "--gpu-memory", "0.0001", "--measured", str(log)], capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 1 and "1000 steps x 0.50 s (measured) = 0.1 h" in run.stdout
     assert "does not fit" in run.stderr and "batch_size" in run.stderr
+
+
+def test_stage_settings_are_checked_and_a_resumed_stream_continues_where_it_stopped(shapes_folder):
+    from multifusion.fusion.stage_config import StageConfig, endless
+    from multifusion.fusion.stage_realign import RealignConfig
+
+    for bad, message in [({"steps": 0}, "steps must be"), ({"steps": 10, "gradient_accumulation_steps": 4}, "multiple of"),
+                         ({"mixed_precision": "fp8"}, "mixed_precision"), ({"ema_decay": 1.0}, "ema_decay")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            RealignConfig(**bad)
+    assert StageConfig(steps=8, checkpoint_every=4, gradient_accumulation_steps=2).steps == 8
+
+    fresh, resumed = endless(shapes_folder, 0, 1, 3), endless(shapes_folder, 0, 1, 3, skip=2)
+    keys = lambda item: (item[0], [s.key for s in item[1]])  # noqa: E731
+    [next(fresh) for _ in range(2)]
+    assert [keys(next(fresh)) for _ in range(5)] == [keys(next(resumed)) for _ in range(5)]  # into the next epoch too

@@ -39,12 +39,12 @@ def vision_tower(reference: str | Path) -> torch.nn.Module:
 @torch.no_grad()
 def teacher_states(stable_diffusion: str | Path, captions: Sequence[str]) -> torch.Tensor:
     """(n, D_old): each caption as Stable Diffusion's text encoder gives it to the U-Net (padded to its length),
-    averaged over positions."""
+    averaged over the positions after the first (as `mean_pool` leaves out the encoder's prefix token)."""
     tokenizer = AutoTokenizer.from_pretrained(stable_diffusion, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(stable_diffusion, subfolder="text_encoder").eval()
     ids = tokenizer(list(captions), padding="max_length", truncation=True, max_length=tokenizer.model_max_length,
                     return_tensors="pt").input_ids  # fmt: skip
-    return text_encoder(ids).last_hidden_state.mean(dim=1)
+    return text_encoder(ids).last_hidden_state[:, 1:].mean(dim=1)
 
 
 def truncated(caption: str, tokenizer, room: int) -> str:
@@ -76,6 +76,8 @@ def fuse_pretrained(
     few thousand of the training data's, in English as the teacher reads them)."""
     if len(captions) < 2:
         raise ValueError("fitting the cross-attention's start needs captions (a few thousand of the training data's)")
+    if max_length < image_tokens + 8:
+        raise ValueError(f"max_length {max_length} leaves too little room for a caption after {image_tokens} image tokens")
     tokenizer = AutoTokenizer.from_pretrained(language_model)
     encoder = MultiFusionEncoder.from_parts(
         AutoModelForCausalLM.from_pretrained(language_model), vision_tower(vision_model),

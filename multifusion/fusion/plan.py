@@ -15,6 +15,7 @@ Hours come from a run's measured step time (its `log.jsonl`), when one is given.
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,13 +68,20 @@ def count(module: torch.nn.Module) -> int:
 
 def leaf_outputs(module: torch.nn.Module, *args: Any, **kwargs: Any) -> int:
     """Elements of every leaf module's output in one meta-device forward pass of `module`."""
-    total = 0
+    return sum(_leaf_output_sizes(module, *args, **kwargs))
+
+
+def largest_leaf_output(module: torch.nn.Module, *args: Any, **kwargs: Any) -> int:
+    return max(_leaf_output_sizes(module, *args, **kwargs), default=0)
+
+
+def _leaf_output_sizes(module: torch.nn.Module, *args: Any, **kwargs: Any) -> list[int]:
+    sizes = []
 
     def hook(leaf, _inputs, output) -> None:
-        nonlocal total
         for tensor in output if isinstance(output, tuple) else (output,):
             if isinstance(tensor, torch.Tensor):
-                total += tensor.numel()
+                sizes.append(tensor.numel())
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if not list(m.children())]
     try:
@@ -82,7 +90,7 @@ def leaf_outputs(module: torch.nn.Module, *args: Any, **kwargs: Any) -> int:
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return sizes
 
 
 @dataclass
@@ -116,10 +124,12 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     new_parts = count(encoder.image_prefix) + (count(encoder.adapters) if encoder.adapters is not None else 0)
     prefix_trainable = new_parts + (count(encoder.vision) if p.train_vision else 0)
     tokens = torch.zeros(p.batch_size, config.max_length, dtype=torch.long, device=device)
-    lm_elements = leaf_outputs(encoder.lm.model, input_ids=tokens)
+    lm_elements = leaf_outputs(encoder.lm.base_model, input_ids=tokens)
     if p.gradient_checkpointing:  # a layer's inputs kept, one layer's activations at a time
         layers = lm_config.num_hidden_layers
         lm_elements = p.batch_size * config.max_length * width * layers + lm_elements / layers
+    # the LM head's logits over the vocabulary, in fp32, with their gradient (the loss's largest tensors)
+    lm_elements += 2 * p.batch_size * config.max_length * lm_config.vocab_size * 4 / _bytes(p)
     prefix = StagePlan("prefix", prefix_trainable, count(encoder) - prefix_trainable, _bytes(p) * lm_elements, p.steps,
                        p.gradient_checkpointing)
 
@@ -136,6 +146,9 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     if r.gradient_checkpointing:  # diffusers checkpoints each block: its input kept, one block recomputed at a time
         blocks = len(unet.down_blocks) + len(unet.up_blocks) + 1
         unet_elements = unet_elements / blocks * 2
+    # encoding the batch's pixels with the VAE (no gradient): its two largest tensors at once, before the U-Net runs
+    pixels = torch.zeros(r.batch_size, 3, r.resolution, r.resolution, device=device)
+    unet_elements = max(unet_elements, 2 * largest_leaf_output(vae.encoder, pixels))
     realign = StagePlan("realign", attn2, count(vae) + count(encoder) + unet_total - attn2, _bytes(r) * unet_elements,
                         r.steps, r.gradient_checkpointing)  # fmt: skip
     return [prefix, realign]
@@ -146,12 +159,17 @@ def _bytes(config) -> int:
 
 
 def measured_seconds_per_step(log: str | Path) -> dict[str, float]:
-    """Each stage's seconds per step in a run's `log.jsonl` (its last logged step's elapsed time / steps)."""
-    last: dict[str, dict] = {}
+    """Each stage's median seconds per step in a run's `log.jsonl`, from consecutive entries (a resumed run appends
+    entries whose elapsed time starts again at 0; those gaps are left out)."""
+    rates: dict[str, list[float]] = {}
+    previous: dict[str, dict] = {}
     for line in Path(log).read_text().splitlines():
         entry = json.loads(line)
-        last[entry["stage"]] = entry
-    return {stage: e["elapsed_s"] / (e["step"] + 1) for stage, e in last.items() if e.get("elapsed_s")}
+        before = previous.get(entry["stage"])
+        if before and entry["step"] > before["step"] and entry["elapsed_s"] > before["elapsed_s"]:
+            rates.setdefault(entry["stage"], []).append((entry["elapsed_s"] - before["elapsed_s"]) / (entry["step"] - before["step"]))
+        previous[entry["stage"]] = entry
+    return {stage: statistics.median(r) for stage, r in rates.items()}
 
 
 def report(stages: list[StagePlan], gpus: int, gpu_memory_gib: float, shard: bool, headroom: float,

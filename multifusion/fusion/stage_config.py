@@ -27,6 +27,20 @@ class StageConfig:
     checkpoint_every: int = 500
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "resolution", "gradient_accumulation_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        for name in ("steps", "checkpoint_every"):  # else micro-batches would be dropped or a checkpoint cut a step
+            if getattr(self, name) % self.gradient_accumulation_steps:
+                raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of gradient_accumulation_steps "
+                                 f"({self.gradient_accumulation_steps})")  # fmt: skip
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            raise ValueError(f'mixed_precision must be "no", "fp16" or "bf16", got {self.mixed_precision!r}')
+        if not 0 <= self.ema_decay < 1 or not self.lr > 0:
+            raise ValueError("ema_decay must be from 0 (no EMA) to below 1, and lr positive")
+
     @classmethod
     def load(cls, path: str | Path | None):
         """The defaults, overridden by the keys of a JSON file; an unknown key is an error."""
@@ -46,15 +60,32 @@ class StageConfig:
                            step_scheduler_with_optimizer=False)  # fmt: skip
 
 
-def endless(data: str | Path, rank: int, world_size: int, batch_size: int) -> Iterator[tuple[int, list[CaptionedImage]]]:
-    """(epoch, this process's next `batch_size` samples), epoch after epoch; a last short batch is dropped."""
+def endless(data: str | Path, rank: int, world_size: int, batch_size: int, skip: int = 0) -> Iterator[tuple[int, list[CaptionedImage]]]:
+    """(epoch, this process's next `batch_size` samples), epoch after epoch, after the first `skip` batches (those
+    a resumed run already trained on); a last short batch is dropped."""
     for epoch in itertools.count():
         batch, produced = [], False
         for sample in CaptionedImages(data, rank=rank, world_size=world_size):
             batch.append(sample)
             if len(batch) == batch_size:
                 produced = True
-                yield epoch, batch
+                if skip:
+                    skip -= 1
+                else:
+                    yield epoch, batch
                 batch = []
         if not produced:
             raise ValueError(f"{data}: not one batch of {batch_size} samples for process {rank} of {world_size}")
+
+
+class Batches:
+    """The stream of a stage's micro-batches, opened at the step it first asks for (after a resume, past the
+    batches the run already trained on)."""
+
+    def __init__(self, data: str | Path, rank: int, world_size: int, batch_size: int) -> None:
+        self.args, self.stream = (data, rank, world_size, batch_size), None
+
+    def at(self, step: int) -> tuple[int, list[CaptionedImage]]:
+        if self.stream is None:
+            self.stream = endless(*self.args, skip=step)
+        return next(self.stream)

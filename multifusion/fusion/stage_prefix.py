@@ -26,7 +26,7 @@ from ..train.captioned_images import prepare
 from ..train.loop import train
 from ..train.stage_encoder import EncoderStep
 from .assemble import truncated
-from .stage_config import StageConfig, endless
+from .stage_config import Batches, StageConfig
 
 
 @dataclass
@@ -51,26 +51,30 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         p.requires_grad_(True)
     if config.gradient_checkpointing:
         inner.lm.gradient_checkpointing_enable()
-    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None
+    encoder = accelerator.prepare(inner.to(accelerator.device))
+    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None  # of the weights on the device
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
-    encoder = accelerator.prepare(inner.to(accelerator.device))
-    step = EncoderStep(encoder, inner, pipe.tokenizer, pipe.vision_processor, accelerator.device)
-    stream = endless(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
+    encode = EncoderStep(encoder, inner, pipe.tokenizer, pipe.vision_processor, accelerator.device)
+    stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = inner.config.max_length - 1 - inner.config.image_tokens - 1  # after the prefix token, the image, a space
+    if room < 4:
+        raise ValueError(f"the encoder's max_length ({inner.config.max_length}) leaves {room} tokens for a caption after "
+                         f"its {inner.config.image_tokens} image tokens")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
 
-    def loss_fn(_: int) -> torch.Tensor:
-        epoch, samples = next(stream)
+    def loss_fn(step: int) -> torch.Tensor:
+        epoch, samples = stream.at(step)
         prompts = []
         for sample in samples:
             rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
             image = prepare(sample.image, config.resolution, config.center_crop, rng)
             prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(" " + truncated(sample.caption, pipe.tokenizer, room)))))
-        return step.lm_loss(*step(prompts))
+        return encode.lm_loss(*encode(prompts))
 
     def after_step(_: int) -> None:
         if ema is not None and accelerator.sync_gradients:
+            ema.to(accelerator.device)  # where it is after a resume, whose checkpoint loads to the CPU
             ema.step(trained)
 
     train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,

@@ -10,7 +10,9 @@ resumable checkpoints, a JSONL loss log, and sample images every `sample_every` 
 
 Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
 the epoch and the sample's key, so on an imagefolder (whose lines the processes share round-robin) a run on N
-processes trains exactly as one process with the same global batch.
+processes trains exactly as one process with the same global batch, as long as no sample is skipped as unreadable
+and the number of lines divides by the global batch (else the processes' epochs drift apart). A resumed run
+continues the data where the checkpoint left it.
 
     multifusion realign --from FUSED --data SHARDS --out runs/realign [--config realign.json]
 """
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,7 +38,7 @@ from ..train.data import diffusion_loss, to_tensor
 from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
-from .stage_config import StageConfig, endless
+from .stage_config import Batches, StageConfig
 
 
 @dataclass
@@ -59,17 +63,17 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         p.requires_grad_(True)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None
+    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None  # of the weights on the device
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     unet = accelerator.prepare(unet)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    stream = endless(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
+    stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = pipe.encoder.config.max_length - 1
     out.mkdir(parents=True, exist_ok=True)
 
     def loss_fn(step: int) -> torch.Tensor:
-        epoch, samples = next(stream)
+        epoch, samples = stream.at(step)
         images, prompts, noise, timesteps = [], [], [], []
         latent_side = config.resolution // pipe.vae_scale_factor
         for sample in samples:  # every draw from the sample's own generator: the same on any number of processes
@@ -94,9 +98,11 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
 
     def after_step(step: int) -> None:
         if ema is not None and accelerator.sync_gradients:
+            ema.to(accelerator.device)  # where it is after a resume, whose checkpoint loads to the CPU
             ema.step(trained)
         if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
-            save_samples(pipe, config, out / "samples" / f"step-{step + 1:07d}.png")
+            with averaged(ema, trained):  # the weights that will be saved
+                save_samples(pipe, config, out / "samples" / f"step-{step + 1:07d}.png")
 
     train("realign", trained, [unet], loss_fn, config.steps, config.lr, out, accelerator, resume,
           config.checkpoint_every, after_step)  # fmt: skip
@@ -108,6 +114,20 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         pipe.save_pretrained(out / "pipeline")
         (out / "pipeline" / "realign.json").write_text(json.dumps(asdict(config), indent=1))
     return out / "pipeline"
+
+
+@contextmanager
+def averaged(ema: EMAModel | None, parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+    """The EMA's weights in `parameters` for the duration (nothing without an EMA)."""
+    if ema is None:
+        yield
+        return
+    ema.store(parameters)
+    ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        ema.restore(parameters)
 
 
 @torch.no_grad()
