@@ -95,7 +95,9 @@ class MultiFusionEncoder(ModelMixin, ConfigMixin):
         super().__init__()
         if math.isqrt(image_tokens) ** 2 != image_tokens:
             raise ValueError(f"image_tokens must be a perfect square (k*k), got {image_tokens}")
-        self.lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**lm_config))
+        # LMs that tie their output layer to their word embeddings (Gemma, Qwen2.5, Llama 3.2 1B) get their own copy
+        # of it: safetensors cannot save two names for one tensor, and the LM stays frozen, so nothing drifts apart
+        self.lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**{**lm_config, "tie_word_embeddings": False}))
         self.vision = AutoModel.from_config(AutoConfig.for_model(**vision_config))
         lm_dim = self.lm.config.hidden_size
         self.image_prefix = ImagePrefix(self.vision.config.hidden_size, lm_dim, image_tokens)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel,
-                          LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, SiglipConfig, SiglipImageProcessor,
-                          SiglipModel)  # fmt: skip
+from transformers import (AutoModelForCausalLM, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel,
+                          GemmaConfig, GemmaForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, SiglipConfig, SiglipImageProcessor, SiglipModel)  # fmt: skip
 
 from multifusion import MultiFusionPipeline
 from multifusion.fusion.assemble import fuse_pretrained
@@ -54,7 +54,10 @@ def save_lm(family, path):
     common = dict(vocab_size=len(tokenizer), hidden_size=LM_WIDTH, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)  # fmt: skip
     torch.manual_seed(2)
-    model = LlamaForCausalLM(LlamaConfig(**common)) if family == "llama" else Qwen2ForCausalLM(Qwen2Config(**common))
+    families = {"llama": (LlamaForCausalLM, LlamaConfig), "qwen2": (Qwen2ForCausalLM, Qwen2Config),
+                "mistral": (MistralForCausalLM, MistralConfig), "gemma": (GemmaForCausalLM, GemmaConfig)}  # fmt: skip
+    model_class, config_class = families[family]
+    model = model_class(config_class(**common, **({"head_dim": 12} if family == "gemma" else {})))
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -101,13 +104,16 @@ def test_a_state_map_is_folded_into_the_keys_and_values():
         redimension_cross_attention(tiny_unet(), LM_WIDTH, torch.zeros(SD_WIDTH, LM_WIDTH))
 
 
-@pytest.mark.parametrize("lm_family, vision_family", [("llama", "clip"), ("qwen2", "siglip")])
+@pytest.mark.parametrize("lm_family, vision_family", [("llama", "clip"), ("qwen2", "siglip"), ("mistral", "clip"), ("gemma", "siglip")])
 def test_fuse_named_models_save_reload_and_serve(stable_diffusion, tmp_path, lm_family, vision_family):
     lm = save_lm(lm_family, tmp_path / "lm")
     vision = save_vision(vision_family, tmp_path / "vision")
     pipe, r2 = fuse_pretrained(str(stable_diffusion), str(lm), str(vision), captions(64, 0), image_tokens=4,
                                adapter_dim=8, max_length=24)  # fmt: skip
     assert 0 < r2 <= 1  # the fitted start explains part of what the teacher gave the U-Net
+    lm_model = AutoModelForCausalLM.from_pretrained(lm)
+    for name, tensor in lm_model.state_dict().items():  # every LM weight as saved, a tied output layer included
+        assert torch.equal(pipe.encoder.lm.state_dict()[name], tensor), name
     assert pipe.unet.config.cross_attention_dim == pipe.encoder.hidden_size == LM_WIDTH != SD_WIDTH
     pipe.save_pretrained(tmp_path / "fused")
 
