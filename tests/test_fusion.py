@@ -210,12 +210,15 @@ def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(
     import shutil
     import sys
 
+    from conftest import free_port
+
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     config = {"steps": 3, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0,
               "gradient_checkpointing": False}  # fmt: skip
     realign(fused, shapes_folder, tmp_path / "one", {**config, "batch_size": 2})
     realign(fused, shapes_folder, tmp_path / "two", {**config, "batch_size": 1}, accelerate, "launch", "--multi_gpu",
-            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")  # fmt: skip
+            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port()))  # fmt: skip
     one, _ = attn2_weights(tmp_path / "one" / "pipeline")
     two, _ = attn2_weights(tmp_path / "two" / "pipeline")
     before, _ = attn2_weights(fused)
