@@ -33,9 +33,7 @@ def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[s
     `scheduler` at `steps` (and guidance for the first `guidance_end` of them; None: the model's default), and its
     n (summed over languages or variants) as `n_<name>`."""
     runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
-    if guidance_end is not None:
-        runtime.pipe.register_to_config(default_guidance_end=guidance_end)
-    evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps), log=lambda _: None)
+    evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps, guidance_end=guidance_end), log=lambda _: None)
     out: dict[str, Any] = {}
     for name in benchmarks:
         result = getattr(evaluator, name)()

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     ev.add_argument("--scheduler", default=None, help="sampler, as for generate (default: the model's)")
     ev.add_argument("--guidance", type=float, default=5.0, help="guidance scale (default: 5)")
+    ev.add_argument("--guidance-end", type=float, default=None, help="guided share of the steps, 0 to 1 (default: the model's)")
     ev.add_argument("--seed", type=int, default=0, help="image i of every benchmark uses seed + i")
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ev.set_defaults(run=_evaluate)
@@ -315,7 +316,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
     runtime, model = _load_runtime(args.model, args.device, args.scheduler)
     steps = runtime.default_steps if args.steps is None else args.steps
-    config = EvalConfig(quick=args.quick, steps=steps, guidance=args.guidance, seed=args.seed)
+    if args.guidance_end is not None and not 0 <= args.guidance_end <= 1:
+        raise PromptError(f"--guidance-end must be from 0 to 1, got {args.guidance_end}")
+    config = EvalConfig(quick=args.quick, steps=steps, guidance=args.guidance, guidance_end=args.guidance_end, seed=args.seed)
     report = Evaluator(runtime.pipe, config, model, log=lambda m: print(m, file=sys.stderr)).run(benchmarks)
     print(format_report(report))
     if args.out:

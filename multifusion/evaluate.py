@@ -55,6 +55,7 @@ class EvalConfig:
     quick: bool = False
     steps: int = 25
     guidance: float = 5.0
+    guidance_end: float | None = None  # the guided share of the steps; None: the model's default
     seed: int = 0
     batch_size: int = 8
 
@@ -104,7 +105,8 @@ class Evaluator:
             chunk = taken[start : start + self.config.batch_size]
             generators = [torch.Generator().manual_seed(self.config.seed + i) for i in chunk]
             out = self.pipe([prompts[i] for i in chunk], num_inference_steps=self.config.steps,
-                            guidance_scale=self.config.guidance, generator=generators)  # fmt: skip
+                            guidance_scale=self.config.guidance, guidance_end=self.config.guidance_end,
+                            generator=generators)  # fmt: skip
             for i, image in zip(chunk, out.images):
                 images[i] = image
         return images

@@ -232,7 +232,7 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     out = tmp_path / "report.json"
     result = subprocess.run(
         [sys.executable, "-m", "multifusion.cli", "eval", "--model", str(tmp_path / "model"), "--quick", "--steps", "2",
-         "--out", str(out)],
+         "--guidance-end", "0.5", "--out", str(out)],
         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -246,5 +246,5 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     assert set(benchmarks["mcc"]) == {"text", "multimodal", "mixed"}
     assert set(benchmarks["weights"]) == {"0", "1", "2.5"}
     assert benchmarks["languages"]["en"]["similarity_to_en"] == pytest.approx(1.0)
-    assert report["config"]["steps"] == 2 and report["model"] == str(tmp_path / "model")
+    assert report["config"]["steps"] == 2 and report["config"]["guidance_end"] == 0.5 and report["model"] == str(tmp_path / "model")
     assert "single (main object" in result.stdout
