@@ -1,14 +1,18 @@
-"""What the real-data stages share: their settings (JSON-overridable), their accelerator, and the data stream."""
+"""What the real-data stages share: their settings (JSON-overridable), their accelerator, the data stream, the EMA of
+the trained weights, and how a stage's result is saved."""
 
 from __future__ import annotations
 
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
 
 from ..train.captioned_images import CaptionedImage, CaptionedImages
 
@@ -89,3 +93,42 @@ class Batches:
         if self.stream is None:
             self.stream = endless(*self.args, skip=step)
         return next(self.stream)
+
+
+class TrainedWeights:
+    """A stage's trained parameters and their EMA (`ema_decay` > 0), which is what the stage saves."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter], config: StageConfig, accelerator: Accelerator) -> None:
+        self.parameters, self.accelerator = parameters, accelerator
+        self.ema = EMAModel(parameters, decay=config.ema_decay) if config.ema_decay else None  # once they are on the device
+        if self.ema is not None:
+            accelerator.register_for_checkpointing(self.ema)
+
+    def after_step(self) -> None:
+        if self.ema is not None and self.accelerator.sync_gradients:
+            self.ema.to(self.accelerator.device)  # where it is after a resume, whose checkpoint loads to the CPU
+            self.ema.step(self.parameters)
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """The parameters hold the EMA's weights (as they will be saved) for the duration."""
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.parameters)
+        self.ema.copy_to(self.parameters)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.parameters)
+
+    def save(self, pipe, out: Path, name: str, config: StageConfig) -> Path:
+        """The pipeline, with the EMA's weights, in `out/pipeline`, and the stage's settings beside it."""
+        self.accelerator.wait_for_everyone()
+        if self.ema is not None:
+            self.ema.copy_to(self.parameters)
+        if self.accelerator.is_main_process:
+            pipe.save_pretrained(out / "pipeline")
+            (out / "pipeline" / f"{name}.json").write_text(json.dumps(asdict(config), indent=1))
+        return out / "pipeline"
+

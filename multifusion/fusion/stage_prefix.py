@@ -11,14 +11,12 @@ what is saved.
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from diffusers.training_utils import EMAModel
 
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
@@ -26,7 +24,7 @@ from ..train.captioned_images import prepare
 from ..train.loop import train
 from ..train.stage_encoder import EncoderStep
 from .assemble import truncated
-from .stage_config import Batches, StageConfig
+from .stage_config import Batches, StageConfig, TrainedWeights
 
 
 @dataclass
@@ -52,9 +50,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
     if config.gradient_checkpointing:
         inner.lm.gradient_checkpointing_enable()
     encoder = accelerator.prepare(inner.to(accelerator.device))
-    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None  # of the weights on the device
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
+    weights = TrainedWeights(trained, config, accelerator)
     encode = EncoderStep(encoder, inner, pipe.tokenizer, pipe.vision_processor, accelerator.device)
     stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = inner.config.max_length - 1 - inner.config.image_tokens - 1  # after the prefix token, the image, a space
@@ -72,20 +68,9 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
             prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(" " + truncated(sample.caption, pipe.tokenizer, room)))))
         return encode.lm_loss(*encode(prompts))
 
-    def after_step(_: int) -> None:
-        if ema is not None and accelerator.sync_gradients:
-            ema.to(accelerator.device)  # where it is after a resume, whose checkpoint loads to the CPU
-            ema.step(trained)
-
     train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,
-          after_step)  # fmt: skip
-    accelerator.wait_for_everyone()
+          lambda _: weights.after_step())  # fmt: skip
     pipe.encoder = accelerator.unwrap_model(encoder).eval()
     if config.gradient_checkpointing:
         pipe.encoder.lm.gradient_checkpointing_disable()
-    if ema is not None:
-        ema.copy_to(trained)
-    if accelerator.is_main_process:
-        pipe.save_pretrained(out / "pipeline")
-        (out / "pipeline" / "prefix.json").write_text(json.dumps(asdict(config), indent=1))
-    return out / "pipeline"
+    return weights.save(pipe, out, "prefix", config)

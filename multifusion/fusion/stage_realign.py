@@ -19,17 +19,13 @@ continues the data where the checkpoint left it.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from diffusers import DDPMScheduler
-from diffusers.training_utils import EMAModel
 
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt
@@ -38,7 +34,7 @@ from ..train.data import diffusion_loss, to_tensor
 from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
-from .stage_config import Batches, StageConfig
+from .stage_config import Batches, StageConfig, TrainedWeights
 
 
 @dataclass
@@ -63,9 +59,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         p.requires_grad_(True)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    ema = EMAModel(trained, decay=config.ema_decay) if config.ema_decay else None  # of the weights on the device
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
+    weights = TrainedWeights(trained, config, accelerator)
     unet = accelerator.prepare(unet)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
@@ -97,37 +91,15 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
                               timesteps=torch.tensor(timesteps, device=device))  # fmt: skip
 
     def after_step(step: int) -> None:
-        if ema is not None and accelerator.sync_gradients:
-            ema.to(accelerator.device)  # where it is after a resume, whose checkpoint loads to the CPU
-            ema.step(trained)
+        weights.after_step()
         if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
-            with averaged(ema, trained):  # the weights that will be saved
+            with weights.averaged():  # the weights that will be saved
                 save_samples(pipe, config, out / "samples" / f"step-{step + 1:07d}.png")
 
     train("realign", trained, [unet], loss_fn, config.steps, config.lr, out, accelerator, resume,
           config.checkpoint_every, after_step)  # fmt: skip
-    accelerator.wait_for_everyone()
     pipe.unet = accelerator.unwrap_model(unet).eval()
-    if ema is not None:
-        ema.copy_to(trained)
-    if accelerator.is_main_process:
-        pipe.save_pretrained(out / "pipeline")
-        (out / "pipeline" / "realign.json").write_text(json.dumps(asdict(config), indent=1))
-    return out / "pipeline"
-
-
-@contextmanager
-def averaged(ema: EMAModel | None, parameters: list[torch.nn.Parameter]) -> Iterator[None]:
-    """The EMA's weights in `parameters` for the duration (nothing without an EMA)."""
-    if ema is None:
-        yield
-        return
-    ema.store(parameters)
-    ema.copy_to(parameters)
-    try:
-        yield
-    finally:
-        ema.restore(parameters)
+    return weights.save(pipe, out, "realign", config)
 
 
 @torch.no_grad()
