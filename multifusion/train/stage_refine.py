@@ -142,9 +142,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
             teacher_conditioning = teacher.encode(canonical).embeds if canonical else None
 
         def teacher_prediction(noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            prediction = torch.zeros_like(noisy)
+            prediction, mask = torch.zeros_like(noisy), guided.to(noisy.device)
             if teacher_conditioning is not None:
-                prediction[guided] = teacher.unet(noisy[guided], t[guided], teacher_conditioning).sample
+                prediction[mask] = teacher.unet(noisy[mask], t[mask], teacher_conditioning).sample
             return prediction
 
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning,
