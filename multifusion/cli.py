@@ -201,8 +201,8 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (args.stage == "refine") != (args.source is not None):
         raise PromptError("--from names the pipeline to refine, and only the refine stage takes it")
-    if args.source is not None and not (Path(args.source) / "model_index.json").is_file():
-        raise PromptError(f"--from: no pipeline (model_index.json) in {args.source}")
+    if args.source is not None:
+        _require_pipeline(args.source)
     if args.stage == "refine" and "refine" not in config:
         raise PromptError(f"the config {args.config!r} has no refine section")
     times_path = out / "times.json"
@@ -217,6 +217,11 @@ def _train(args: argparse.Namespace) -> int:
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
     return 0
+
+
+def _require_pipeline(source: str) -> None:
+    if not (Path(source) / "model_index.json").is_file():
+        raise PromptError(f"--from: no pipeline (model_index.json) in {source}")
 
 
 def _fuse(args: argparse.Namespace) -> int:
@@ -259,8 +264,7 @@ def _real_data_stage(args: argparse.Namespace) -> int:
         accelerator = config.accelerator()
     except (OSError, ValueError, TypeError) as error:
         raise PromptError(f"--config: {error}") from None
-    if not (Path(args.source) / "model_index.json").is_file():
-        raise PromptError(f"--from: no pipeline (model_index.json) in {args.source}")
+    _require_pipeline(args.source)
     try:
         CaptionedImages(args.data)
     except ValueError as error:

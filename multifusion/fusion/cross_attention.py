@@ -32,6 +32,7 @@ def fit_state_map(new: torch.Tensor, old: torch.Tensor, ridge: float = 1e-3) -> 
 
 
 def cross_attention_modules(unet: nn.Module) -> list[nn.Module]:
+    """Every `attn2` (the cross-attention that reads the text states) of a diffusers U-Net."""
     return [module for name, module in unet.named_modules() if name.endswith("attn2")]
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fusion.cross_attention import cross_attention_modules
+
 
 class CrossAttentionReader(nn.Module):
     """The `attn2` modules of a U-Net (frozen) with a fixed sample of the queries each one asks.
@@ -26,7 +28,7 @@ class CrossAttentionReader(nn.Module):
 
     def __init__(self, unet, conditioning: torch.Tensor, latents: torch.Tensor, scheduler, queries: int = 64, seed: int = 0) -> None:
         super().__init__()
-        self.layers = [m for name, m in unet.named_modules() if name.endswith("attn2")]
+        self.layers = cross_attention_modules(unet)
         asked: dict[int, torch.Tensor] = {}
         hooks = [layer.register_forward_hook(lambda m, args, out, i=i: asked.__setitem__(i, m.to_q(args[0]).flatten(0, 1)))
                  for i, layer in enumerate(self.layers)]  # fmt: skip

@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 
 from ..encoder import MultiFusionEncoder
+from ..fusion.cross_attention import cross_attention_modules
 from ..pipeline import MultiFusionPipeline
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
@@ -47,10 +48,9 @@ def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: d
         raise ValueError(f"encoder and stage-2 text encoder lay prompts out differently: {new.shape} vs {old.shape}")
     mapping = torch.linalg.lstsq(new, old).solution  # old ≈ new @ mapping
     r2 = 1 - (new @ mapping - old).pow(2).sum() / (old - old.mean(0)).pow(2).sum()
-    for name, module in unet.named_modules():
-        if name.endswith("attn2"):
-            for projection in (module.to_k, module.to_v):  # k = old @ W.T ≈ new @ (W @ mapping.T).T
-                projection.weight.copy_(projection.weight @ mapping.T.to(projection.weight.dtype))
+    for module in cross_attention_modules(unet):
+        for projection in (module.to_k, module.to_v):  # k = old @ W.T ≈ new @ (W @ mapping.T).T
+            projection.weight.copy_(projection.weight @ mapping.T.to(projection.weight.dtype))
     return float(r2)
 
 
@@ -75,7 +75,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
     unet = UNet2DConditionModel.from_pretrained(out / "unet" / "model")
     for module in (vae, encoder, unet):
         module.requires_grad_(False)
-    cross_attention = [p for name, m in unet.named_modules() if name.endswith("attn2") for p in m.parameters()]
+    cross_attention = [p for m in cross_attention_modules(unet) for p in m.parameters()]
     for p in cross_attention:
         p.requires_grad_(True)
     inference_scheduler = DPMSolverMultistepScheduler(steps_offset=1, **schedule(config))

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from ..fusion.cross_attention import cross_attention_modules
 from ..pipeline import MultiFusionPipeline
 from ..prompt import MultimodalPrompt
 from ..shapes.augment import varied_reference
@@ -121,7 +122,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
 
     unet = pipe.unet
     unet.requires_grad_(False)
-    cross_attention = [p for name, m in unet.named_modules() if name.endswith("attn2") for p in m.parameters()]
+    cross_attention = [p for m in cross_attention_modules(unet) for p in m.parameters()]
     for p in cross_attention:
         p.requires_grad_(True)
     unet = accelerator.prepare(unet)
