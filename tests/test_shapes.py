@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from multifusion.content_crop import crop_to_content
 from multifusion.shapes.augment import varied_reference
-from multifusion.shapes.captions import COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, frames, random_caption
+from multifusion.shapes.captions import COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, frames, loosely_joined, noun_phrase, random_caption
 from multifusion.shapes.foreign import GROUNDS, draw_object
 from multifusion.shapes.frames import held_out_pattern
 from multifusion.train.data import caption_corpus
@@ -179,6 +179,24 @@ def test_varied_and_foreign_references_show_their_object(shape):
         found = main_object(normalised)
         assert found is not None and found.colour == "blue", (shape, image.size)
     assert len(sides) > 1
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_loosely_joined_pairs_keep_both_objects_in_order_and_no_held_out_frame(lang):
+    """The filler-joined augmentation names the left object, then the right one, never says a side, and never
+    happens to form a held-out frame (those stay unseen by training)."""
+    rng = random.Random(lang)
+    sides = {"en": "right", "de": "rechts", "fr": "droite", "it": "destra", "es": "derecha"}[lang]
+    held_out = [held_out_pattern(f) for f in frames(2, lang, "held_out")]
+    for _ in range(300):
+        scene = random_scene(rng, 2)
+        text = loosely_joined(scene, lang, rng)
+        shapes = [noun_phrase(o, lang).split()[-1 if lang in ("en", "de") else 1].lower() for o in scene.objects]
+        lowered = text.lower()
+        assert shapes[0] in lowered and lowered.rindex(shapes[1]) > lowered.index(shapes[0]) or shapes[0] == shapes[1], text
+        assert sides not in lowered.split() and not any(p.match(lowered) for p in held_out), text
+    with pytest.raises(ValueError):
+        loosely_joined(Scene((ShapeObject("star", "red", "small"),)), lang, rng)
 
 
 def test_render_is_deterministic_anti_aliased_and_sided():

@@ -1,5 +1,5 @@
 """Reference images as people supply them, for training the image path: the renderer's shapes at any canvas size
-(16 to 512 px) and aspect, anywhere on it, on tinted backgrounds, with hard or anti-aliased edges, outlined or not,
+(16 to 512 px) and aspect, anywhere on it, in varied geometry (star points, heart clefts, triangle apexes), on tinted backgrounds, with hard or anti-aliased edges, outlined or not,
 slightly rotated and stretched, with JPEG artefacts and noise. A model trained on these reads an image prompt by
 its shape and colour, not by how the renderer happens to draw it."""
 
@@ -31,12 +31,20 @@ def _background(rng: random.Random) -> tuple[int, int, int]:
     return tuple(rng.randint(200, 255) for _ in range(3))  # a light tint of any hue
 
 
-def _polygon(shape: str, box: tuple[float, float, float, float], angle: float) -> list[tuple[float, float]]:
+def _varied_outline(shape: str, rng: random.Random) -> tuple[tuple[float, float], ...]:
+    """The shape as someone else might draw it: fat or thin star points, a shallow or deep heart cleft, an apex
+    off the middle (rounded values, so that the outline cache stays small)."""
+    variation = {"star": {"star_inner": round(rng.uniform(0.3, 0.62), 2)}, "heart": {"heart_cleft": round(rng.uniform(2.5, 7.5), 1)},
+                 "triangle": {"apex": round(rng.uniform(0.35, 0.65), 2)}}  # fmt: skip
+    return outline(shape, **variation.get(shape, {}))
+
+
+def _polygon(shape: str, box: tuple[float, float, float, float], angle: float, rng: random.Random) -> list[tuple[float, float]]:
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     cos, sin = math.cos(angle), math.sin(angle)
     points = []
-    for u, v in outline(shape):
+    for u, v in _varied_outline(shape, rng):
         x, y = x0 + u * (x1 - x0) - cx, y0 + v * (y1 - y0) - cy
         points.append((cx + x * cos - y * sin, cy + x * sin + y * cos))
     return points
@@ -54,7 +62,7 @@ def varied_reference(obj: ShapeObject, rng: random.Random) -> Image.Image:
     big = Image.new("RGB", (width * scale, height * scale), _background(rng))
     draw = ImageDraw.Draw(big)
     fill = _jitter(COLOURS[obj.colour], rng, 12)
-    points = _polygon(obj.shape, box, math.radians(rng.uniform(-12, 12)))
+    points = _polygon(obj.shape, box, math.radians(rng.uniform(-12, 12)), rng)
     if rng.random() < 0.25:  # an outline, darker than the fill or black
         edge = (20, 20, 20) if rng.random() < 0.5 else tuple(int(c * 0.6) for c in fill)
         draw.polygon(points, fill=fill, outline=edge, width=max(1, round(extent * scale * rng.uniform(0.02, 0.06))))

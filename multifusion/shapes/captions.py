@@ -18,12 +18,15 @@ Kreis in der Farbe Rot", "un cercle de couleur rouge", "un cerchio di colore ros
 the noun forms use the colour noun (German capitalises it; Romance uses the masculine, agreeing with
 couleur/colore/color or standing alone). Sentence frames, split into training and held-out frames, are in
 `frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
-object in another language (a mixed-language prompt).
+object in another language (a mixed-language prompt). `loosely_joined` joins two objects by filler words, a
+training augmentation for phrasings no frame has.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from functools import lru_cache
 
 from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO, composed_two
 from .world import Scene, ShapeObject
@@ -176,3 +179,31 @@ def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "tr
         langs = (lang, rng.choice([other for other in LANGUAGES if other != lang]))
     text = fill(rng.choice(templates), scene, langs, rng.random() < 0.5, rng.choice(COLOUR_FORMS))
     return decorate(text, rng)
+
+
+_SIDE_WORDS = {"en": ("left", "right"), "de": ("links", "rechts"), "fr": ("gauche", "droite"), "it": ("sinistra", "destra"),
+               "es": ("izquierda", "derecha")}  # fmt: skip
+
+
+@lru_cache(maxsize=None)
+def _filler_words(lang: str) -> tuple[str, ...]:
+    """The words of `lang`'s two-object training frames, without their slots and without the side words."""
+    words = set()
+    for frame in frames(2, lang):
+        for word in re.sub(r"\{[ab](?::\w+)?\}", " ", frame).split():
+            word = word.strip(",;:.!?¿")
+            if word and word.lower() not in _SIDE_WORDS[lang]:
+                words.add(word)
+    return tuple(sorted(words))
+
+
+def loosely_joined(scene: Scene, lang: str, rng: random.Random) -> str:
+    """A two-object scene's objects, left one first, joined (and maybe preceded) by one to three filler words of
+    `lang` in no grammatical order: read as "left object, right object", it teaches an encoder to keep both
+    objects whatever words a person puts around them (an augmentation, not a frame: no split holds it)."""
+    if len(scene.objects) != 2:
+        raise ValueError("loosely_joined takes a two-object scene")
+    filler = lambda: " ".join(rng.choices(_filler_words(lang), k=rng.randint(1, 3)))  # noqa: E731
+    form, size = rng.choice(COLOUR_FORMS), rng.random() < 0.5
+    a, b = (noun_phrase(obj, lang, size, colour_form=form) for obj in scene.objects)
+    return decorate(f"{filler() + ' ' if rng.random() < 0.3 else ''}{a} {filler()} {b}", rng)

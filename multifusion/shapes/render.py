@@ -19,23 +19,26 @@ SIZE_FRACTION = {"small": 0.22, "large": 0.38}  # bounding-box side as a fractio
 SIZE_JITTER = 0.08  # sizes vary by up to ±8%; two large objects still keep a gap of about 4 px at 64 px
 
 
-@lru_cache(maxsize=None)
-def outline(shape: str) -> tuple[tuple[float, float], ...]:
-    """The shape's outline as polygon points in the unit square (0..1, y down), touching all four sides."""
+@lru_cache(maxsize=1024)
+def outline(shape: str, star_inner: float = 0.42, heart_cleft: float = 5.0, apex: float = 0.5) -> tuple[tuple[float, float], ...]:
+    """The shape's outline as polygon points in the unit square (0..1, y down), touching all four sides.
+
+    The keywords vary the geometry as people draw it (the renderer uses the defaults): a star's inner radius as a
+    share of its outer one, how deep a heart's cleft is (its curve's cos 2t term), where a triangle's apex sits."""
     if shape == "circle":
         points = [(math.cos(t), math.sin(t)) for t in (2 * math.pi * i / 64 for i in range(64))]
     elif shape == "square":
         points = [(0, 0), (1, 0), (1, 1), (0, 1)]
     elif shape == "triangle":
-        points = [(0.5, 0), (1, 1), (0, 1)]
+        points = [(apex, 0), (1, 1), (0, 1)]
     elif shape == "star":
         points = [
-            ((1.0 if i % 2 == 0 else 0.42) * math.sin(math.pi * i / 5), -(1.0 if i % 2 == 0 else 0.42) * math.cos(math.pi * i / 5))
+            ((1.0 if i % 2 == 0 else star_inner) * math.sin(math.pi * i / 5), -(1.0 if i % 2 == 0 else star_inner) * math.cos(math.pi * i / 5))
             for i in range(10)
         ]
     elif shape == "heart":
         ts = [2 * math.pi * i / 72 for i in range(72)]
-        points = [(16 * math.sin(t) ** 3, -(13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t))) for t in ts]
+        points = [(16 * math.sin(t) ** 3, -(13 * math.cos(t) - heart_cleft * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t))) for t in ts]
     else:
         raise ValueError(f"unknown shape {shape!r}")
     xs, ys = [p[0] for p in points], [p[1] for p in points]

@@ -36,7 +36,7 @@ from ..fusion.cross_attention import cross_attention_modules
 from ..pipeline import MultiFusionPipeline
 from ..prompt import MultimodalPrompt
 from ..shapes.augment import varied_reference
-from ..shapes.captions import LANGUAGES, N_FRAMES, caption, random_caption
+from ..shapes.captions import LANGUAGES, N_FRAMES, caption, loosely_joined, random_caption
 from ..shapes.vocabulary import write_vocabulary
 from ..shapes.world import Scene, near_miss, random_object, random_scene
 from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes
@@ -97,13 +97,18 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
                 prompts.append(MultimodalPrompt.of(phrased(scene, rng.choice(LANGUAGES))))
         return step.lm_loss(*step(prompts))
 
+    def paraphrase(scene: Scene, lang: str) -> str:  # a training frame, or (a share of pairs) filler-joined objects
+        if len(scene.objects) == 2 and rng.random() < c["loose_pair_prob"]:
+            return fitting(lambda: loosely_joined(scene, lang, rng), tokenizer, room)
+        return phrased(scene, lang)
+
     def align_loss(_: int) -> torch.Tensor:
-        group = [random_scene(rng) for _ in range(batch // 4)]
+        group = [random_scene(rng, 2 if rng.random() < c["pair_prob"] else 1) for _ in range(batch // 4)]
         canonical = [MultimodalPrompt.of(caption(s, "en", rng.randrange(N_FRAMES), rng.random() < 0.5)) for s in group]
         with torch.no_grad():
             target = teacher.encode(canonical).embeds  # (G, T0, D)
         en_inputs, en_hidden = step(canonical)
-        other_inputs, other_hidden = step([MultimodalPrompt.of(phrased(s, rng.choice(LANGUAGES))) for s in group])
+        other_inputs, other_hidden = step([MultimodalPrompt.of(paraphrase(s, rng.choice(LANGUAGES))) for s in group])
         _, image_hidden = step([object_prompt(s, rng, c["mixed_prob"]) for s in group])
         read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
         t, missed = c["align_temperature"], None
