@@ -25,6 +25,7 @@ from . import handlers
 from .composer import composer, with_thumbnails
 from .examples import EXAMPLES_DIR, load_examples
 from .handlers import Cancelled, Studio
+from .queued_calls import queued_api_calls
 from .waiting_line import wait_message
 
 LOG = logging.getLogger("multifusion.studio")
@@ -237,7 +238,9 @@ def build_demo(
                     cost = studio.runtime.cost(settings, count_prompts(*values[:n_before]))
                 except MultiFusionError:
                     return ""  # the job itself says what is wrong
-                return wait_message(*studio.line.join(session(request), cost), studio.runtime.seconds_per_cost)
+                jobs, work = studio.line.join(session(request), cost)
+                api_jobs, api_work = queued_api_calls(demo, GPU, api_costs)  # calls waiting that have not joined yet
+                return wait_message(jobs + api_jobs, work + api_work, studio.runtime.seconds_per_cost)
 
             return on_join
 
@@ -355,13 +358,18 @@ def build_demo(
         for job_event in jobs:  # however a job ends (done, failed, cancelled), what was ahead of it is over
             job_event.then(lambda: "", None, wait_note, queue=False, api_visibility="private")
 
+        api_costs = {  # what each API endpoint's call costs, by its inputs
+            "generate": lambda prompt, settings: studio.runtime.cost(handlers.settings_from(settings)),
+            "compare": lambda texts, settings: studio.runtime.cost(handlers.settings_from(settings), filled_languages(*texts.values())),
+        }  # fmt: skip
+
         @api_errors
         def generate(prompt: dict, settings: dict) -> dict:
             """Generate images. prompt: {"segments": [...]} with images as data URLs; settings: steps, guidance,
             seed, width, height, num_images, negative, manipulate, auto_balance. Returns {"images": [data URLs],
             "metadata": [records]}."""
             parsed, chosen = MultimodalPrompt.from_dict(prompt), handlers.settings_from(settings)
-            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen)):  # in the line while it runs
+            with studio.job(f"api-{uuid.uuid4().hex}", api_costs["generate"](prompt, settings)):  # in the line while it runs
                 result = run(studio, parsed, chosen)
             return handlers.data_urls(result)
 
@@ -374,7 +382,7 @@ def build_demo(
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
             chosen = handlers.settings_from(settings)
-            with studio.job(f"api-{uuid.uuid4().hex}", studio.runtime.cost(chosen, filled_languages(*texts.values()))):
+            with studio.job(f"api-{uuid.uuid4().hex}", api_costs["compare"](texts, settings)):
                 result, similarity = handlers.compare_languages(studio, texts, chosen)
             return {"images": {lang: to_data_url(im) for lang, im in zip(similarity, result.images)}, "similarity": similarity}
 
