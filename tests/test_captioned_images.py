@@ -2,14 +2,14 @@
 
 import io
 import json
+import random
 import tarfile
 
 import pytest
-import torch
 from PIL import Image
 
 from multifusion.shapes.dataset import ShapesDataset
-from multifusion.train.captioned_images import CaptionedImages, batches, export_shapes, prepare
+from multifusion.train.captioned_images import export_shapes, prepare, CaptionedImages
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "imagefolder"])
@@ -68,16 +68,13 @@ def test_imagefolder_refuses_paths_outside_its_folder(tmp_path):
     assert [s.caption for s in data] == ["a red circle"] and data.skipped == 1
 
 
-def test_images_are_resized_and_cropped_square_and_batched(tmp_path):
+def test_images_are_resized_and_cropped_square():
     wide = Image.new("RGB", (100, 50), "red")
-    assert prepare(wide, 32).size == (32, 32)
-    assert prepare(wide, 32, center_crop=False).size == (32, 32)
-    export_shapes(tmp_path, 10, "webdataset")
-    pixels, captions, languages = next(batches(CaptionedImages(tmp_path), 4, resolution=32))
-    assert pixels.shape == (4, 3, 32, 32) and -1.0 <= pixels.min() and pixels.max() <= 1.0
-    assert len(captions) == 4 and all(lang in ("en", "de", "fr", "it", "es") for lang in languages)
-    assert len(list(batches(CaptionedImages(tmp_path), 4, resolution=32))) == 2  # the last partial batch is dropped
-    assert isinstance(pixels, torch.Tensor)
+    wide.paste((0, 0, 255), (0, 0, 20, 50))  # a blue left fifth, outside the centre crop
+    centre = prepare(wide, 32)
+    assert centre.size == (32, 32) and centre.getpixel((0, 16)) == (255, 0, 0)
+    crops = {prepare(wide, 32, center_crop=False, rng=random.Random(seed)).getpixel((0, 16)) for seed in range(20)}
+    assert len(crops) > 1  # random crops reach the blue part at some seeds
 
 
 def test_a_source_that_is_neither_format_is_refused(tmp_path):

@@ -5,7 +5,8 @@ conditioned on its caption OR on its image as an image prompt (never both), or o
 streams from a webdataset or an imagefolder (`train/captioned_images.py`), each process reading its own share.
 
 Scale: accelerate runs it on one device or many (DDP; `accelerate launch`), with the precision, gradient
-accumulation and gradient checkpointing of `RealignConfig`, an EMA of the trained weights (what is saved),
+accumulation and gradient checkpointing of `RealignConfig`, VAE latents cached on disk after the first epoch
+(`cache_latents`), an EMA of the trained weights (what is saved),
 resumable checkpoints, a JSONL loss log, and sample images every `sample_every` steps.
 
 Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
@@ -34,6 +35,7 @@ from ..train.data import diffusion_loss, to_tensor
 from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
+from .latent_cache import LatentCache
 from .stage_config import Batches, StageConfig, TrainedWeights
 
 
@@ -43,6 +45,12 @@ class RealignConfig(StageConfig):
     uncond_prob: float = 0.1  # samples conditioned on nothing (classifier-free guidance)
     sample_every: int = 1000  # 0 for none
     sample_prompts: tuple[str, ...] = ("a photo of a red car", "ein Aquarell eines Leuchtturms")
+    cache_latents: str | None = None  # a folder: VAE latents encoded once, read on later epochs (`latent_cache.py`)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cache_latents and not self.center_crop:
+            raise ValueError("cache_latents needs center_crop: a random crop gives other latents every epoch")
 
 
 def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerator, config: RealignConfig,
@@ -65,6 +73,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
     stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = pipe.encoder.config.max_length - 1
     out.mkdir(parents=True, exist_ok=True)
+    cache = LatentCache(config.cache_latents, pipe.vae, config.resolution) if config.cache_latents else None
 
     def loss_fn(step: int) -> torch.Tensor:
         epoch, samples = stream.at(step)
@@ -85,7 +94,10 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
             timesteps.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=generator)))
         device, pixels = accelerator.device, to_tensor(images)
         with torch.no_grad():
-            latents = pipe.vae.encode(pixels.to(device, pipe.vae.dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
+            if cache is not None:
+                latents = cache.latents([sample.key for sample in samples], pixels)
+            else:
+                latents = pipe.vae.encode(pixels.to(device, pipe.vae.dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
             conditioning = pipe.encode(prompts, device=device).embeds
         return diffusion_loss(unet, noise_scheduler, latents, conditioning, noise=torch.stack(noise).to(device),
                               timesteps=torch.tensor(timesteps, device=device))  # fmt: skip

@@ -19,16 +19,14 @@ import json
 import logging
 import random
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..shapes.captions import LANGUAGES
 from ..shapes.dataset import ShapesDataset
-from .data import to_tensor
 
 LOG = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -154,19 +152,6 @@ def prepare(image: Image.Image, resolution: int, center_crop: bool = True, rng: 
         rng = rng or random.Random()
         left, top = rng.randint(0, width - resolution), rng.randint(0, height - resolution)
     return image.crop((left, top, left + resolution, top + resolution))
-
-
-def batches(samples: Iterable[CaptionedImage], batch_size: int, resolution: int, center_crop: bool = True,
-            seed: int = 0) -> Iterator[tuple[torch.Tensor, list[str], list[str | None]]]:  # fmt: skip
-    """(pixels in [-1, 1] of shape (B, 3, resolution, resolution), captions, languages), `batch_size` at a time;
-    the last, smaller batch is dropped."""
-    rng, batch = random.Random(seed), []
-    for sample in samples:
-        batch.append(sample)
-        if len(batch) == batch_size:
-            pixels = to_tensor([prepare(s.image, resolution, center_crop, rng) for s in batch])
-            yield pixels, [s.caption for s in batch], [s.language for s in batch]
-            batch = []
 
 
 def export_shapes(out: str | Path, count: int, fmt: str, seed: int = 0, shard_size: int = 1000, canvas: int = 64,
