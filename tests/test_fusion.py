@@ -204,55 +204,32 @@ def test_realign_trains_only_cross_attention_resumes_samples_and_serves(fused, s
     assert runtime.generate("a red circle", GenerationSettings(steps=2, guidance=3.0))[0].size == (32, 32)
 
 
-def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path):
-    """`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2` (gloo): each process reads half of
-    the data; with per-process batch 1 the trained weights equal one process's with batch 2."""
+def two_processes() -> tuple[str, ...]:
+    """`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2` (gloo) on a free port: what runs a
+    stage data-parallel on the CPU (`accelerate launch --cpu --num_processes 2` silently starts one process)."""
     import shutil
     import sys
 
     from conftest import free_port
 
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    return (accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", "--main_process_port", str(free_port()))  # fmt: skip
+
+
+def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path):
+    """Each process reads half of the data; with per-process batch 1 the trained weights equal one process's with
+    batch 2."""
     config = {"steps": 3, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0,
               "gradient_checkpointing": False}  # fmt: skip
     realign(fused, shapes_folder, tmp_path / "one", {**config, "batch_size": 2})
-    realign(fused, shapes_folder, tmp_path / "two", {**config, "batch_size": 1}, accelerate, "launch", "--multi_gpu",
-            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "--main_process_port", str(free_port()))  # fmt: skip
+    realign(fused, shapes_folder, tmp_path / "two", {**config, "batch_size": 1}, *two_processes())
     one, _ = attn2_weights(tmp_path / "one" / "pipeline")
     two, _ = attn2_weights(tmp_path / "two" / "pipeline")
     before, _ = attn2_weights(fused)
     assert any(not torch.equal(before[k], one[k]) for k in one)
     for name in one:
         assert torch.allclose(one[name], two[name], atol=1e-5), name
-
-
-def test_cached_latents_train_as_encoding_every_epoch_and_refuse_another_vae(fused, shapes_folder, tmp_path):
-    """Two epochs with `cache_latents`: the second reads what the first encoded, and the trained weights equal
-    a run that encodes every batch; a cache folder made for another resolution is refused."""
-    from multifusion.fusion.latent_cache import LatentCache
-    from multifusion.train.captioned_images import CaptionedImages, prepare
-    from multifusion.train.data import to_tensor
-
-    config = {"steps": 16, "batch_size": 2, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0}
-    realign(fused, shapes_folder, tmp_path / "plain", config)
-    realign(fused, shapes_folder, tmp_path / "cached", {**config, "cache_latents": str(tmp_path / "latents")})
-    plain, _ = attn2_weights(tmp_path / "plain" / "pipeline")
-    cached, _ = attn2_weights(tmp_path / "cached" / "pipeline")
-    for name in plain:
-        assert torch.allclose(plain[name], cached[name], atol=1e-5), name
-    assert len(list((tmp_path / "latents").glob("*.safetensors"))) == 16  # each of the 16 samples encoded once
-
-    vae = MultiFusionPipeline.from_pretrained(fused).vae
-    samples = list(CaptionedImages(shapes_folder))[:3]
-    pixels, keys = to_tensor([prepare(s.image, 32) for s in samples]), [s.key for s in samples]
-    with torch.no_grad():
-        direct = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
-    cache = LatentCache(tmp_path / "latents", vae, 32)
-    vae.encode = None  # every latent must now come from the disk
-    assert torch.allclose(cache.latents(keys, pixels), direct, atol=1e-5) and (cache.hits, cache.misses) == (3, 0)
-    with pytest.raises(ValueError, match="another VAE or resolution"):
-        LatentCache(tmp_path / "latents", vae, 64)
 
 
 def run_stage(stage, fused, data, out, config, *launcher, resume=False):
@@ -282,6 +259,22 @@ def test_prefix_stage_trains_the_image_prefix_and_adapters_with_the_lm_frozen(fu
 
     result = run_stage("prefix", fused, tmp_path / "nowhere", tmp_path / "bad", config)
     assert result.returncode == 2 and "--data:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prefix_stage_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path):
+    """As for re-alignment: under 2 processes with batch 1 each, the trained prefix and adapters equal one
+    process's with batch 2 (captions of different lengths count alike: the loss is per caption)."""
+    from multifusion.encoder import MultiFusionEncoder
+
+    config = {"steps": 3, "resolution": 32, "lr": 1e-3, "ema_decay": 0, "gradient_checkpointing": False}
+    for out, batch, launcher in (("one", 2, ()), ("two", 1, two_processes())):
+        result = run_stage("prefix", fused, shapes_folder, tmp_path / out, {**config, "batch_size": batch}, *launcher)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, two = (MultiFusionEncoder.from_pretrained(tmp_path / out / "pipeline", subfolder="encoder").state_dict() for out in ("one", "two"))
+    before = MultiFusionEncoder.from_pretrained(fused, subfolder="encoder").state_dict()
+    assert any(not torch.equal(before[k], one[k]) for k in one if k.startswith("image_prefix"))
+    for name in one:
+        assert torch.allclose(one[name], two[name], atol=1e-5), name
 
 
 def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_diffusion, fused, shapes_folder, tmp_path):

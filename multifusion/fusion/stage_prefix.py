@@ -66,7 +66,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
             rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
             image = prepare(sample.image, config.resolution, config.center_crop, rng)
             prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(" " + truncated(sample.caption, pipe.tokenizer, room)))))
-        return encode.lm_loss(*encode(prompts))
+        return encode.lm_loss(*encode(prompts), per_prompt=True)  # each caption alike, on any number of processes
 
     train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,
           lambda _: weights.after_step())  # fmt: skip

@@ -114,12 +114,17 @@ class EncoderStep:
         hidden = self.encoder(inputs.input_ids.to(self.device), inputs.image_mask.to(self.device), pixels)
         return inputs, hidden  # hidden: (B, T, D)
 
-    def lm_loss(self, inputs, hidden) -> torch.Tensor:
-        """Next-token loss on text tokens (each predicted from the position before it)."""
+    def lm_loss(self, inputs, hidden, per_prompt: bool = False) -> torch.Tensor:
+        """Next-token loss on text tokens (each predicted from the position before it), averaged over the batch's
+        tokens, or (`per_prompt`) over each prompt's tokens and then over prompts: every prompt then counts alike,
+        which makes N data-parallel processes (each averaging its own share) train as one with their global batch."""
         logits = self.inner.lm.lm_head(hidden[:, :-1])  # (B, T-1, V)
         targets = inputs.input_ids[:, 1:].to(self.device)
         is_text = (inputs.token_kinds[:, 1:] == TEXT).to(self.device)
-        return F.cross_entropy(logits[is_text], targets[is_text])
+        if not per_prompt:
+            return F.cross_entropy(logits[is_text], targets[is_text])
+        losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * is_text  # (B, T-1)
+        return (losses.sum(1) / is_text.sum(1).clamp(min=1)).mean()
 
 
 def token_matching(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
