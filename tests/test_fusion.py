@@ -277,6 +277,27 @@ def test_prefix_stage_on_two_processes_equals_one_process_with_the_same_global_b
         assert torch.allclose(one[name], two[name], atol=1e-5), name
 
 
+def test_semantic_bias_tuning_moves_only_the_lms_biases_and_is_refused_where_it_has_none(stable_diffusion, fused, shapes_folder, tmp_path):
+    """`semantic_weight` and `bias_tuning`: on a Qwen2 LM (biases in its attention) exactly the LM's biases move,
+    besides the prefix and adapters; a Llama LM has none, and the stage says so instead of training nothing."""
+    from multifusion.encoder import MultiFusionEncoder
+
+    pipe, _ = fuse_pretrained(str(stable_diffusion), str(save_lm("qwen2", tmp_path / "lm")), str(save_vision("siglip", tmp_path / "vision")),
+                              captions(16, 0), image_tokens=4, adapter_dim=8, max_length=24)  # fmt: skip
+    pipe.save_pretrained(tmp_path / "qwen2")
+    config = {"steps": 3, "batch_size": 3, "resolution": 32, "lr": 1e-2, "ema_decay": 0, "semantic_weight": 1.0, "bias_tuning": True}
+    result = run_stage("prefix", tmp_path / "qwen2", shapes_folder, tmp_path / "run", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = MultiFusionEncoder.from_pretrained(tmp_path / "qwen2", subfolder="encoder").state_dict()
+    after = MultiFusionEncoder.from_pretrained(tmp_path / "run" / "pipeline", subfolder="encoder").state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert {k.split(".")[0] for k in moved} == {"image_prefix", "adapters", "lm"}
+    assert {k for k in moved if k.startswith("lm.")} == {k for k in before if k.startswith("lm.") and k.endswith(".bias")}
+
+    result = run_stage("prefix", fused, shapes_folder, tmp_path / "llama", config)
+    assert result.returncode == 2 and "has no bias terms" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_diffusion, fused, shapes_folder, tmp_path):
     import json
     import subprocess

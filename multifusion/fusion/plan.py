@@ -27,7 +27,7 @@ from transformers import AutoConfig
 
 from ..encoder import MultiFusionEncoder
 from .cross_attention import cross_attention_modules
-from .stage_prefix import PrefixConfig
+from .stage_prefix import PrefixConfig, trained_parameters
 from .stage_realign import RealignConfig
 
 GiB = 2**30
@@ -121,13 +121,14 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     width, device = encoder.hidden_size, torch.device("meta")
 
     p = config.prefix
-    new_parts = count(encoder.image_prefix) + (count(encoder.adapters) if encoder.adapters is not None else 0)
-    prefix_trainable = new_parts + (count(encoder.vision) if p.train_vision else 0)
+    prefix_trainable = sum(t.numel() for t in trained_parameters(encoder, p))
     tokens = torch.zeros(p.batch_size, config.max_length, dtype=torch.long, device=device)
     lm_elements = leaf_outputs(encoder.lm.base_model, input_ids=tokens)
     if p.gradient_checkpointing:  # a layer's inputs kept, one layer's activations at a time
         layers = lm_config.num_hidden_layers
         lm_elements = p.batch_size * config.max_length * width * layers + lm_elements / layers
+    if p.semantic_weight:  # the image alone and the caption alone pass through the LM too
+        lm_elements *= 3
     # the LM head's logits over the vocabulary, in fp32, with their gradient (the loss's largest tensors)
     lm_elements += 2 * p.batch_size * config.max_length * lm_config.vocab_size * 4 / _bytes(p)
     prefix = StagePlan("prefix", prefix_trainable, count(encoder) - prefix_trainable, _bytes(p) * lm_elements, p.steps,

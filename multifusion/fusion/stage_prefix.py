@@ -6,6 +6,12 @@ after its image: "<image> caption". The diffusion side is untouched; stage 4 (`s
 the U-Net to the trained encoder. Same scale options as stage 4 (`StageConfig`); the EMA of the trained weights is
 what is saved.
 
+Semantic tuning (the paper's semantic bias tuning, as SGPT does it; off by default): with `semantic_weight` > 0, an
+image alone and its caption alone must also encode alike, by a symmetric InfoNCE on their pooled states (the
+cosine the evaluation compares translations by) against the other samples of the process's batch; with
+`bias_tuning` the LM's bias terms train too (BitFit), the LM's only weights that move. Llama, Mistral and Gemma have
+no bias terms (Qwen2 has its attention's): for them `bias_tuning` is refused and the adapters carry the tuning.
+
     multifusion prefix --from FUSED --data SHARDS --out runs/prefix [--config prefix.json]
 """
 
@@ -16,13 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 
+from ..encoder import mean_pool
+from ..errors import PromptError
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
 from ..train.captioned_images import prepare
 from ..train.loop import train
-from ..train.stage_encoder import EncoderStep
+from ..train.stage_encoder import EncoderStep, info_nce
 from .assemble import truncated
 from .stage_config import Batches, StageConfig, TrainedWeights
 
@@ -32,11 +41,27 @@ class PrefixConfig(StageConfig):
     lr: float = 1e-4
     resolution: int = 224  # the vision tower's input side
     train_vision: bool = False  # MAGMA fine-tunes the vision tower too; off keeps it as pretrained
+    semantic_weight: float = 0.0  # > 0: an image and its caption encode alike (InfoNCE on pooled states)
+    semantic_temperature: float = 0.05
+    bias_tuning: bool = False  # the LM's bias terms train too (BitFit)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.semantic_weight >= 0 or not self.semantic_temperature > 0:
+            raise ValueError("semantic_weight must be 0 or more and semantic_temperature positive")
 
 
-def trained_parts(encoder, config: PrefixConfig) -> list[torch.nn.Module]:
+def trained_parameters(encoder, config: PrefixConfig) -> list[torch.nn.Parameter]:
+    """The image prefix, the adapters, and (as configured) the vision tower and the LM's biases."""
     parts = [encoder.image_prefix] + ([encoder.adapters] if encoder.adapters is not None else [])
-    return parts + ([encoder.vision] if config.train_vision else [])
+    parameters = [p for part in parts + ([encoder.vision] if config.train_vision else []) for p in part.parameters()]
+    if config.bias_tuning:
+        biases = [p for name, p in encoder.lm.named_parameters() if name.endswith(".bias")]
+        if not biases:
+            raise PromptError(f"--config: bias_tuning: this LM ({type(encoder.lm).__name__}) has no bias terms; "
+                              "leave bias_tuning off (the adapters train either way)")  # fmt: skip
+        parameters += biases
+    return parameters
 
 
 def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerator, config: PrefixConfig,
@@ -44,7 +69,7 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
     pipe = MultiFusionPipeline.from_pretrained(source)
     inner = pipe.encoder
     inner.requires_grad_(False)
-    trained = [p for part in trained_parts(inner, config) for p in part.parameters()]
+    trained = trained_parameters(inner, config)
     for p in trained:
         p.requires_grad_(True)
     if config.gradient_checkpointing:
@@ -61,12 +86,18 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
 
     def loss_fn(step: int) -> torch.Tensor:
         epoch, samples = stream.at(step)
-        prompts = []
+        images, captions = [], []
         for sample in samples:
             rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
-            image = prepare(sample.image, config.resolution, config.center_crop, rng)
-            prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(" " + truncated(sample.caption, pipe.tokenizer, room)))))
-        return encode.lm_loss(*encode(prompts), per_prompt=True)  # each caption alike, on any number of processes
+            images.append(prepare(sample.image, config.resolution, config.center_crop, rng))
+            captions.append(truncated(sample.caption, pipe.tokenizer, room))
+        loss = encode.lm_loss(*encode([MultimodalPrompt((ImageSegment(image), TextSegment(" " + text)))
+                                       for image, text in zip(images, captions)]), per_prompt=True)  # each caption alike  # fmt: skip
+        if config.semantic_weight:
+            seen = F.normalize(mean_pool(encode([MultimodalPrompt.of(ImageSegment(image)) for image in images])[1]), dim=-1)
+            said = F.normalize(mean_pool(encode([MultimodalPrompt.of(text) for text in captions])[1]), dim=-1)
+            loss = loss + config.semantic_weight * info_nce(seen @ said.T, config.semantic_temperature)
+        return loss
 
     train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,
           lambda _: weights.after_step())  # fmt: skip
