@@ -28,17 +28,22 @@ def tiny_runtime(model: str | None = None) -> tuple[Runtime, str]:
 
 
 def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[str, ...], quick: bool = False,
-               guidance_end: float | None = None) -> dict[str, Any]:  # fmt: skip
+               guidance_end: float | None = None, seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:  # fmt: skip
     """The mean accuracy of each of `benchmarks` ("single", "mcc": the eval's scenes and seeds) with the sampler
-    `scheduler` at `steps` (and guidance for the first `guidance_end` of them; None: the model's default), and its
-    n (summed over languages or variants) as `n_<name>`."""
+    `scheduler` at `steps` (and guidance for the first `guidance_end` of them; None: the model's default), over the
+    eval at each of `seeds` (each seed draws other scenes and noise), and its n (summed over languages or variants
+    and seeds) as `n_<name>`."""
     runtime.pipe.scheduler = make_scheduler(scheduler, runtime.pipe.scheduler.config)
-    evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps, guidance_end=guidance_end), log=lambda _: None)
     out: dict[str, Any] = {}
     for name in benchmarks:
-        result = getattr(evaluator, name)()
-        out[name] = statistics.mean(r["accuracy"] for r in result.values())
-        out[f"n_{name}"] = sum(r["n"] for r in result.values())
+        shares, n = [], 0
+        for seed in seeds:
+            evaluator = Evaluator(runtime.pipe, EvalConfig(quick=quick, steps=steps, guidance_end=guidance_end, seed=seed),
+                                  log=lambda _: None)  # fmt: skip
+            result = getattr(evaluator, name)()
+            shares += [r["accuracy"] for r in result.values()]
+            n += sum(r["n"] for r in result.values())
+        out[name], out[f"n_{name}"] = statistics.mean(shares), n
     return out
 
 

@@ -9,7 +9,7 @@ one; then the best accuracies) is the recommendation, and `--write-default` make
 (`schedulers.save_defaults`).
 
     python benchmarks/steps.py [--model DIR] [--schedulers dpm++2m,unipc] [--steps 6,8,10,12] [--guidance-ends 1,0.5]
-                               [--json] [--write-default]
+                               [--seeds 0,1,2] [--json] [--write-default]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--guidance-ends", default="1.0", help="shares of the steps that are guided, e.g. 1,0.6,0.4")
     parser.add_argument("--tolerance", type=float, default=0.02, help="accuracy a setting may lose (default: 0.02)")
     parser.add_argument("--quick", action="store_true", help="the eval's small samples, for a fast look")
+    parser.add_argument("--seeds", default="0", help="eval seeds to average over, e.g. 0,1,2 (more n, less noise)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--write-default", action="store_true", help="save the recommendation as the model's default")
     args = parser.parse_args()
@@ -56,12 +57,14 @@ def main() -> None:
     if not all(0 <= g <= 1 for g in ends):
         sys.exit("--guidance-ends are shares of the steps, from 0 to 1")
     grid = [(s, int(n), g) for n in args.steps.split(",") for s in schedulers for g in ends]
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
 
     torch.set_grad_enabled(False)
     runtime = Runtime.load(args.model, RuntimeOptions(device="cpu"))
     results = {}
     for setting in [REFERENCE, *grid]:
-        r = results[setting] = accuracies(runtime, *setting[:2], ("single", "mcc"), args.quick, guidance_end=setting[2])
+        r = results[setting] = accuracies(runtime, *setting[:2], ("single", "mcc"), args.quick, guidance_end=setting[2],
+                                          seeds=seeds)  # fmt: skip
         print(f"{label(setting):>36}  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%", flush=True)
 
     reference = results[REFERENCE]
@@ -74,6 +77,7 @@ def main() -> None:
     keyed = lambda k: {"scheduler": k[0], "steps": k[1], "guidance_end": k[2], "unet_passes": unet_passes(k)}  # noqa: E731
     figures = {
         "model": args.model, "reference": {**keyed(REFERENCE), **reference}, "tolerance": args.tolerance, "quick": args.quick,
+        "seeds": list(seeds),
         "grid": [{**keyed(k), **r, "qualifies": k in passing} for k, r in results.items() if k in grid],
         "recommended": keyed(best),
     }  # fmt: skip
