@@ -4,9 +4,10 @@ the 25-step, fully guided default.
 Runs the `single` and `mcc` benchmarks of `multifusion eval` (same seeds and n as the full eval) at the reference
 setting (dpm++2m, 25 steps, guidance throughout) and at every sampler x steps x guidance end of the grid. A setting
 qualifies when its mean `single` accuracy and its mean `mcc` accuracy are each at most `--tolerance` below the
-reference's; the cheapest qualifying setting (fewest U-Net passes per image: a guided step takes two, an unguided one
-one; then the best accuracies) is the recommendation, and `--write-default` makes it the model's declared default
-(`schedulers.save_defaults`).
+reference's; the cheapest qualifying setting (the least measured time for one image on this machine, median of
+`--repeats`: on a 2-core CPU at 64 px a U-Net call costs about the same with guidance's batch of two as without, so
+U-Net passes, also reported, do not rank settings there) is the recommendation, and `--write-default` makes it the
+model's declared default (`schedulers.save_defaults`).
 
     python benchmarks/steps.py [--model DIR] [--schedulers dpm++2m,unipc] [--steps 6,8,10,12] [--guidance-ends 1,0.5]
                                [--seeds 0,1,2] [--json] [--write-default]
@@ -19,15 +20,15 @@ import sys
 
 import torch
 
-from common import accuracies, report
-from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+from common import accuracies, median, report, timed
+from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
 from multifusion.schedulers import SCHEDULERS, save_defaults
 
 REFERENCE = ("dpm++2m", 25, 1.0)
 
 
 def unet_passes(setting: tuple[str, int, float]) -> float:
-    """U-Net passes per image: two per guided step (batched: on a CPU about 1.6x one), one per unguided step."""
+    """U-Net passes per image: two per guided step (batched into one call), one per unguided step."""
     _, steps, guidance_end = setting
     return steps * (1 + guidance_end)
 
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.02, help="accuracy a setting may lose (default: 0.02)")
     parser.add_argument("--quick", action="store_true", help="the eval's small samples, for a fast look")
     parser.add_argument("--seeds", default="0", help="eval seeds to average over, e.g. 0,1,2 (more n, less noise)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed 1-image generations per setting (median)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--write-default", action="store_true", help="save the recommendation as the model's default")
     args = parser.parse_args()
@@ -60,18 +62,21 @@ def main() -> None:
     seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
 
     torch.set_grad_enabled(False)
-    runtime = Runtime.load(args.model, RuntimeOptions(device="cpu"))
+    runtime = Runtime.load(args.model, RuntimeOptions(device="cpu", cache_size=0))  # timings include the encoder
     results = {}
     for setting in [REFERENCE, *grid]:
         r = results[setting] = accuracies(runtime, *setting[:2], ("single", "mcc"), args.quick, guidance_end=setting[2],
                                           seeds=seeds)  # fmt: skip
-        print(f"{label(setting):>36}  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%", flush=True)
+        runtime.pipe.register_to_config(default_guidance_end=setting[2])  # what one image at this setting costs
+        runtime.generate("a red circle", GenerationSettings(steps=setting[1]))  # warm-up
+        r["seconds"] = round(median(timed(lambda: runtime.generate("a red circle", GenerationSettings(steps=setting[1])), args.repeats)), 4)
+        print(f"{label(setting):>36}  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%  {r['seconds']:.3f} s", flush=True)
 
     reference = results[REFERENCE]
     qualifies = lambda r: r["single"] >= reference["single"] - args.tolerance and r["mcc"] >= reference["mcc"] - args.tolerance  # noqa: E731
     passing = [key for key in grid if qualifies(results[key])]
-    best = min(passing, key=lambda k: (unet_passes(k), -results[k]["single"] - results[k]["mcc"])) if passing else REFERENCE
-    rows = [(label(k), f"single {100 * r['single']:.1f}%  mcc {100 * r['mcc']:.1f}%" + ("  qualifies" if k in passing else ""))
+    best = min(passing, key=lambda k: (results[k]["seconds"], -results[k]["single"] - results[k]["mcc"])) if passing else REFERENCE
+    rows = [(label(k), f"single {100 * r['single']:.1f}%  mcc {100 * r['mcc']:.1f}%  {r['seconds']:.3f} s" + ("  qualifies" if k in passing else ""))
             for k, r in results.items()]  # fmt: skip
     rows.append(("recommended default", label(best)))
     keyed = lambda k: {"scheduler": k[0], "steps": k[1], "guidance_end": k[2], "unet_passes": unet_passes(k)}  # noqa: E731
