@@ -91,8 +91,8 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
             rng = random.Random(f"{config.seed}/{epoch}/{sample.key}")
             images.append(prepare(sample.image, config.resolution, config.center_crop, rng))
             captions.append(truncated(sample.caption, pipe.tokenizer, room))
-        loss = encode.lm_loss(*encode([MultimodalPrompt((ImageSegment(image), TextSegment(" " + text)))
-                                       for image, text in zip(images, captions)]), per_prompt=True)  # each caption alike  # fmt: skip
+        shown = [MultimodalPrompt((ImageSegment(image), TextSegment(" " + text))) for image, text in zip(images, captions)]
+        loss = encode.lm_loss(*encode(shown), per_prompt=True)  # each caption counts alike
         if config.semantic_weight:
             seen = F.normalize(mean_pool(encode([MultimodalPrompt.of(ImageSegment(image)) for image in images])[1]), dim=-1)
             said = F.normalize(mean_pool(encode([MultimodalPrompt.of(text) for text in captions])[1]), dim=-1)
