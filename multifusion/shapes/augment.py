@@ -1,8 +1,8 @@
 """Reference images as people supply them, for training the image path: the renderer's shapes in varied geometry
 (star points, heart clefts, triangle apexes) at any canvas size (16 to 512 px) and aspect, anywhere on it, on
 tinted backgrounds, with hard or anti-aliased edges, outlined or not, slightly rotated and stretched, with JPEG
-artefacts and noise. A model trained on these reads an image prompt by
-its shape and colour, not by how the renderer happens to draw it."""
+artefacts and noise. A model trained on these reads an image prompt by its shape and colour, not by how the
+renderer happens to draw it."""
 
 from __future__ import annotations
 
