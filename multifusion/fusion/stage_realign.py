@@ -6,8 +6,8 @@ streams from a webdataset or an imagefolder (`train/captioned_images.py`), each 
 
 Scale: accelerate runs it on one device or many (DDP; `accelerate launch`), with the precision, gradient
 accumulation and gradient checkpointing of `RealignConfig`, VAE latents cached on disk after the first epoch
-(`cache_latents`), an EMA of the trained weights (what is saved),
-resumable checkpoints, a JSONL loss log, and sample images every `sample_every` steps.
+(`cache_latents`), an EMA of the trained weights (what is saved), resumable checkpoints, a JSONL loss log, and
+sample images every `sample_every` steps.
 
 Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
 the epoch and the sample's key, so on an imagefolder (whose lines the processes share round-robin) a run on N
