@@ -9,7 +9,7 @@
 - paraphrase: per language, one- and two-object prompts phrased with the held-out sentence frames only (`frames.py`:
   structures no training stage reads), in every colour form, cased and punctuated at random: `single` is the share
   whose main object is right, `pair` the share with both objects in the right shapes and colours (`pair_sides`:
-  and each on its named side).
+  and each on its named side; `pair_by_frame`: `pair` for each held-out frame, which the prompts take in turn).
 - image_prompt: one reference image as the whole prompt: the share of images whose main object has its shape and
   colour (and each separately), for the renderer's references and for `foreign` ones drawn by an independent
   routine (`shapes/foreign.py`) on 16- to 512-px canvases, anywhere on white, grey and tinted grounds.
@@ -185,7 +185,7 @@ class Evaluator:
         result["unrelated_en_baseline"] = sum(unrelated) / max(len(unrelated), 1)
         return result
 
-    def paraphrase(self) -> dict[str, dict[str, float]]:
+    def paraphrase(self) -> dict[str, dict[str, Any]]:
         rng = random.Random(f"paraphrase/{self.config.seed}")
         n = self.config.n("paraphrase")
         singles, pairs = [random_scene(rng, 1) for _ in range(n)], [random_scene(rng, 2) for _ in range(n)]
@@ -201,9 +201,12 @@ class Evaluator:
             refused_before = self.refused
             one = self.generate([phrase(s, i) for i, s in enumerate(singles)])
             two = [detect(im) for im in self.generate([phrase(s, i) for i, s in enumerate(pairs)])]
+            pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
+            held_out = frames(2, lang, "held_out")
             result[lang] = {
                 "single": _share([_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]),
-                "pair": _share([all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]),
+                "pair": _share(pair_right),
+                "pair_by_frame": {frame: _share(pair_right[i::len(held_out)]) for i, frame in enumerate(held_out)},
                 "pair_sides": _share([all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d)
                                           for o in s.objects) for d, s in zip(two, pairs)]),  # fmt: skip
                 "n": n,

@@ -258,6 +258,7 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     benchmarks = report["benchmarks"]
     assert set(benchmarks) == {"single", "mcc", "weights", "languages", "paraphrase", "image_prompt"}
     assert benchmarks["paraphrase"]["fr"]["n"] == 8 and set(benchmarks["image_prompt"]) == {"renderer", "foreign"}
+    assert list(benchmarks["paraphrase"]["fr"]["pair_by_frame"]) == frames(2, "fr", "held_out")
     assert benchmarks["image_prompt"]["foreign"]["n"] == 14 and len(benchmarks["image_prompt"]["foreign"]["by_canvas"]) == 6
     assert set(benchmarks["image_prompt"]["foreign"]["by_shape"]) == {"circle", "square", "triangle", "star", "heart"}
     assert set(benchmarks["single"]) == set(LANGUAGES) and benchmarks["single"]["de"]["n"] == 8
