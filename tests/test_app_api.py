@@ -123,6 +123,7 @@ def test_a_full_queue_answers_busy(red_image, tmp_path):
 def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
     """API calls join the studio's waiting line only when they start; while they wait in Gradio's queue, a
     visitor who clicks Generate is still told about them."""
+    import threading
     import time
 
     import gradio as gr
@@ -137,32 +138,41 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
 
     studio = Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny", work_dir=tmp_path)
     unet = studio.runtime.pipe.unet
-    original = unet.forward
-    unet.forward = lambda *a, **k: time.sleep(0.05) or original(*a, **k)  # as slow as a big model, to catch jobs waiting
+    original, release = unet.forward, threading.Event()
+    unet.forward = lambda *a, **k: release.wait(120) and original(*a, **k)  # the model holds until the test says
     demo = build_demo(studio)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         prompt, small = {"segments": [{"type": "text", "text": "a"}]}, {"steps": 3}
-        calls = [client.submit(prompt=prompt, settings={"steps": 100}, api_name="/generate"),
-                 client.submit(prompt=prompt, settings=small, api_name="/generate"),
-                 client.submit(texts={"en": "a", "de": "ein"}, settings=small, api_name="/compare"),
-                 client.submit(prompt=prompt, settings={"steps": "many"}, api_name="/generate")]  # fmt: skip
-        deadline = time.monotonic() + 60
-        while (len(studio.line), queued_api_calls(demo, GPU, {"generate": lambda *_: 0.0, "compare": lambda *_: 0.0})[0]) != (1, 3):
-            assert time.monotonic() < deadline, "the calls never queued"
-            time.sleep(0.2)
+        waiting = lambda: queued_api_calls(demo, GPU, {"generate": lambda *_: 0.0, "compare": lambda *_: 0.0})[0]  # noqa: E731
+
+        def wait_until(condition, what):
+            deadline = time.monotonic() + 60
+            while not condition():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.1)
+
+        calls = [client.submit(prompt=prompt, settings=small, api_name="/generate")]  # runs, held by the model
+        wait_until(lambda: len(studio.line) == 1, "the first call never started")
+        for call in [dict(prompt=prompt, settings=small, api_name="/generate"),
+                     dict(texts={"en": "a", "de": "ein"}, settings=small, api_name="/compare"),
+                     dict(prompt=prompt, settings={"steps": "many"}, api_name="/generate")]:  # fmt: skip
+            calls.append(client.submit(**call))  # one at a time, so that they queue in this order
+            wait_until(lambda: waiting() == len(calls) - 1, f"call {len(calls)} never queued")
         on_join = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_join")
         settings = (3, 5.0, 0, 64, 64, 1, "", "both", True)  # the Generate click's settings inputs
         message = on_join(gr.Request(session_hash="visitor"), *settings)
         assert message.startswith("**Waiting:** 4 jobs ahead of yours"), message  # the running call and 3 waiting
         assert queued_api_calls(demo, GPU, {"generate": lambda p, s: 1 / 0}) == (2, 0.0)  # unpriceable: counted, free
         studio.line.leave("visitor")  # this visitor's click never runs
+        release.set()
         for call in calls[:3]:
             call.result(timeout=120)  # all served after all
         with pytest.raises(Exception, match="steps"):
             calls[3].result(timeout=60)
     finally:
+        release.set()
         unet.forward = original
         demo.close()
