@@ -232,6 +232,34 @@ def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(
         assert torch.allclose(one[name], two[name], atol=1e-5), name
 
 
+def test_cached_latents_train_as_encoding_every_epoch_and_refuse_another_vae(fused, shapes_folder, tmp_path):
+    """Two epochs with `cache_latents`: the second reads what the first encoded, and the trained weights equal
+    a run that encodes every batch; a cache folder made for another resolution is refused."""
+    from multifusion.fusion.latent_cache import LatentCache
+    from multifusion.train.captioned_images import CaptionedImages, prepare
+    from multifusion.train.data import to_tensor
+
+    config = {"steps": 16, "batch_size": 2, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0}
+    realign(fused, shapes_folder, tmp_path / "plain", config)
+    realign(fused, shapes_folder, tmp_path / "cached", {**config, "cache_latents": str(tmp_path / "latents")})
+    plain, _ = attn2_weights(tmp_path / "plain" / "pipeline")
+    cached, _ = attn2_weights(tmp_path / "cached" / "pipeline")
+    for name in plain:
+        assert torch.allclose(plain[name], cached[name], atol=1e-5), name
+    assert len(list((tmp_path / "latents").glob("*.safetensors"))) == 16  # each of the 16 samples encoded once
+
+    vae = MultiFusionPipeline.from_pretrained(fused).vae
+    samples = list(CaptionedImages(shapes_folder))[:3]
+    pixels, keys = to_tensor([prepare(s.image, 32) for s in samples]), [s.key for s in samples]
+    with torch.no_grad():
+        direct = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
+    cache = LatentCache(tmp_path / "latents", vae, 32)
+    vae.encode = None  # every latent must now come from the disk
+    assert torch.allclose(cache.latents(keys, pixels), direct, atol=1e-5) and (cache.hits, cache.misses) == (3, 0)
+    with pytest.raises(ValueError, match="another VAE or resolution"):
+        LatentCache(tmp_path / "latents", vae, 64)
+
+
 def run_stage(stage, fused, data, out, config, *launcher, resume=False):
     import json
     import os
