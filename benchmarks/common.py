@@ -12,7 +12,7 @@ import torch
 
 from multifusion.evaluate import EvalConfig, Evaluator
 from multifusion.pipeline import MultiFusionPipeline
-from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
 from multifusion.schedulers import make_scheduler
 
 
@@ -45,6 +45,15 @@ def accuracies(runtime: Runtime, scheduler: str, steps: int, benchmarks: tuple[s
             n += sum(r["n"] for r in result.values())
         out[name], out[f"n_{name}"] = statistics.mean(shares), n
     return out
+
+
+def one_image(runtime: Runtime, steps: int, side: int | None = None, prompt: str = "a red circle") -> float:
+    """Seconds for one generation of `prompt` at `steps` (and a `side`-px square, else the native size)."""
+    start = time.perf_counter()
+    runtime.generate(prompt, GenerationSettings(steps=steps, width=side, height=side))
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> list[float]:

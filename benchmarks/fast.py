@@ -13,28 +13,18 @@ more steps; on CUDA also fp16 and compiled fp16.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from common import accuracies, device_name, median, report, timed
-from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+from common import accuracies, device_name, median, one_image, report, timed
+from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 
 BASELINE = ("dpm++2m", 25)
-PROMPT = "a red circle"
 
 
 def load(model: str, device: str, dtype: str = "float32", scheduler: str | None = None, compile_unet: bool = False) -> Runtime:
     options = RuntimeOptions(device=device, dtype=dtype, scheduler=scheduler, compile_unet=compile_unet, cache_size=0)
     return Runtime.load(model, options)
-
-
-def one_image(runtime: Runtime, steps: int, side: int | None = None) -> float:
-    start = time.perf_counter()
-    runtime.generate(PROMPT, GenerationSettings(steps=steps, width=side, height=side))
-    if runtime.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def compiled_rows(model: str, device: str, dtype: str, scheduler: str, steps: int, repeats: int) -> dict[str, float]:

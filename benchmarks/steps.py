@@ -20,8 +20,8 @@ import sys
 
 import torch
 
-from common import accuracies, median, report, timed
-from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+from common import accuracies, median, one_image, report, timed
+from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from multifusion.schedulers import SCHEDULERS, save_defaults
 
 REFERENCE = ("dpm++2m", 25, 1.0)
@@ -68,8 +68,8 @@ def main() -> None:
         r = results[setting] = accuracies(runtime, *setting[:2], ("single", "mcc"), args.quick, guidance_end=setting[2],
                                           seeds=seeds)  # fmt: skip
         runtime.pipe.register_to_config(default_guidance_end=setting[2])  # what one image at this setting costs
-        runtime.generate("a red circle", GenerationSettings(steps=setting[1]))  # warm-up
-        r["seconds"] = round(median(timed(lambda: runtime.generate("a red circle", GenerationSettings(steps=setting[1])), args.repeats)), 4)
+        one_image(runtime, setting[1])  # warm-up
+        r["seconds"] = round(median(timed(lambda: one_image(runtime, setting[1]), args.repeats)), 4)
         print(f"{label(setting):>36}  single {100 * r['single']:5.1f}%  mcc {100 * r['mcc']:5.1f}%  {r['seconds']:.3f} s", flush=True)
 
     reference = results[REFERENCE]

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..train.data import scaled_latents
+
 
 def vae_fingerprint(vae, resolution: int) -> dict:
     """What the cached latents depend on: the VAE's config, a checksum of its weights, the image side."""
@@ -51,14 +53,14 @@ class LatentCache:
     def latents(self, keys: list[str], pixels: torch.Tensor) -> torch.Tensor:
         """The scaled latents (B, C, h, w) of `pixels` (B, 3, H, W) in [-1, 1], sample i keyed `keys[i]`: read from
         the cache, or encoded (the latent distribution's mean) and stored."""
-        found = {i: self._path(k) for i, k in enumerate(keys) if self._path(k).exists()}
+        paths = [self._path(key) for key in keys]
+        found = {i: path for i, path in enumerate(paths) if path.exists()}
         missing = [i for i in range(len(keys)) if i not in found]
         out: list[torch.Tensor | None] = [None] * len(keys)
         if missing:
-            encoded = self.vae.encode(pixels[missing].to(self.vae.device, self.vae.dtype)).latent_dist.mean
-            for i, latent in zip(missing, encoded * self.vae.config.scaling_factor):
+            for i, latent in zip(missing, scaled_latents(self.vae, pixels[missing])):
                 out[i] = latent
-                _write_atomically(self._path(keys[i]), lambda path, t=latent: save_file({"latents": t.float().cpu().contiguous()}, path))
+                _write_atomically(paths[i], lambda path, t=latent: save_file({"latents": t.float().cpu().contiguous()}, path))
         for i, path in found.items():
             out[i] = load_file(path)["latents"].to(self.vae.device, self.vae.dtype)
         self.hits, self.misses = self.hits + len(found), self.misses + len(missing)

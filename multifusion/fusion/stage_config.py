@@ -131,4 +131,3 @@ class TrainedWeights:
             pipe.save_pretrained(out / "pipeline")
             (out / "pipeline" / f"{name}.json").write_text(json.dumps(asdict(config), indent=1))
         return out / "pipeline"
-

@@ -31,7 +31,7 @@ from diffusers import DDPMScheduler
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt
 from ..train.captioned_images import prepare
-from ..train.data import diffusion_loss, to_tensor
+from ..train.data import diffusion_loss, scaled_latents, to_tensor
 from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
@@ -94,10 +94,8 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
             timesteps.append(int(torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), generator=generator)))
         device, pixels = accelerator.device, to_tensor(images)
         with torch.no_grad():
-            if cache is not None:
-                latents = cache.latents([sample.key for sample in samples], pixels)
-            else:
-                latents = pipe.vae.encode(pixels.to(device, pipe.vae.dtype)).latent_dist.mean * pipe.vae.config.scaling_factor
+            keys = [sample.key for sample in samples]
+            latents = cache.latents(keys, pixels) if cache is not None else scaled_latents(pipe.vae, pixels)
             conditioning = pipe.encode(prompts, device=device).embeds
         return diffusion_loss(unet, noise_scheduler, latents, conditioning, noise=torch.stack(noise).to(device),
                               timesteps=torch.tensor(timesteps, device=device))  # fmt: skip

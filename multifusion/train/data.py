@@ -47,13 +47,15 @@ def fitting(draw: Callable[[], str], tokenizer, room: int, tries: int = 50) -> s
 
 
 @torch.no_grad()
+def scaled_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
+    """What the U-Net trains on: the VAE posterior's mean of `pixels` (B, 3, H, W) in [-1, 1], scaled."""
+    return vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
+
+
 def encode_latents(vae, items: list[tuple[Scene, int]], canvas: int, batch_size: int = 128) -> torch.Tensor:
-    """Scaled VAE latents (mean of the posterior) of the rendered scenes, computed once per stage."""
-    chunks = []
-    for start in range(0, len(items), batch_size):
-        pixels = render_batch(items[start : start + batch_size], canvas).to(vae.device, vae.dtype)
-        chunks.append(vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor)
-    return torch.cat(chunks)
+    """Scaled VAE latents of the rendered scenes, computed once per stage."""
+    return torch.cat([scaled_latents(vae, render_batch(items[start : start + batch_size], canvas))
+                      for start in range(0, len(items), batch_size)])  # fmt: skip
 
 
 def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F821
