@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", required=True, help="fusion JSON: stable_diffusion, lm, vision, prefix {...}, realign {...}")
     pl.add_argument("--gpus", type=int, default=1, help="GPUs (default: 1)")
     pl.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default: 80)")
-    pl.add_argument("--shard", action="store_true", help="FSDP / ZeRO-3: split the trainable state over the GPUs")
+    pl.add_argument("--shard", action="store_true", help='as the stages\' "shard": true (FSDP2): the weights split over the GPUs')
     pl.add_argument("--headroom", type=float, default=0.15, help="share of GPU memory kept free (default: 0.15)")
     pl.add_argument("--measured", default=None, help="a run's log.jsonl: hours per stage from its step times")
     pl.set_defaults(run=_plan)

@@ -180,6 +180,7 @@ def shapes_folder(tmp_path_factory):
 def realign(fused, data, out, config, *launcher, resume=False):
     result = run_stage("realign", fused, data, out, config, *launcher, resume=resume)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def attn2_weights(path):
@@ -230,6 +231,28 @@ def test_realign_on_two_processes_equals_one_process_with_the_same_global_batch(
     assert any(not torch.equal(before[k], one[k]) for k in one)
     for name in one:
         assert torch.allclose(one[name], two[name], atol=1e-5), name
+
+
+def test_sharded_realign_on_two_processes_trains_and_resumes_as_one_process(fused, shapes_folder, tmp_path):
+    """`shard: true` (FSDP2: the LM and the U-Net split over the processes, frozen weights too): 2 processes with
+    per-process batch 1 train as 1 process with batch 2, draw sample sheets, and their checkpoint (each process's
+    shards of the weights, AdamW's moments and the EMA) resumes as the unsharded one does."""
+    config = {"steps": 2, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0.9, "checkpoint_every": 2,
+              "sample_every": 2, "sample_prompts": ["a red circle"], "gradient_checkpointing": False, "shard": True}  # fmt: skip
+    one, two = tmp_path / "one", tmp_path / "two"
+    figures = []
+    for steps in (2, 4):  # 2 steps, then resumed to 4
+        realign(fused, shapes_folder, one, {**config, "steps": steps, "batch_size": 2}, resume=steps > 2)
+        result = realign(fused, shapes_folder, two, {**config, "steps": steps, "batch_size": 1}, *two_processes(), resume=steps > 2)
+        figures.append((attn2_weights(one / "pipeline")[0], attn2_weights(two / "pipeline")[0]))
+    for reference, sharded in figures:
+        for name in reference:
+            assert torch.allclose(reference[name], sharded[name], atol=1e-5), name
+    assert any(not torch.equal(figures[0][1][k], figures[1][1][k]) for k in figures[0][1])  # the resumed steps trained
+    assert (two / "samples" / "step-0000004.png").exists()
+    assert "sharded over 2 processes" in result.stdout
+    before = attn2_weights(fused)[1]
+    assert all(torch.equal(before[k], v) for k, v in attn2_weights(two / "pipeline")[1].items())  # the rest as it was
 
 
 def test_cached_latents_train_as_encoding_every_epoch_and_refuse_another_vae(fused, shapes_folder, tmp_path):
@@ -289,15 +312,19 @@ def test_prefix_stage_trains_the_image_prefix_and_adapters_with_the_lm_frozen(fu
     assert result.returncode == 2 and "--data:" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_prefix_stage_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path):
-    """As for re-alignment: under 2 processes with batch 1 each, the trained prefix and adapters equal one
-    process's with batch 2 (captions of different lengths count alike: the loss is per caption)."""
+@pytest.mark.parametrize("shard", [False, True], ids=["ddp", "sharded"])
+def test_prefix_stage_on_two_processes_equals_one_process_with_the_same_global_batch(fused, shapes_folder, tmp_path, shard):
+    """As for re-alignment: under 2 processes with batch 1 each, data-parallel or sharded (the LM's layers split
+    over the processes), the trained prefix and adapters equal one process's with batch 2 (captions of different
+    lengths count alike: the loss is per caption)."""
     from multifusion.encoder import MultiFusionEncoder
 
-    config = {"steps": 3, "resolution": 32, "lr": 1e-3, "ema_decay": 0, "gradient_checkpointing": False}
+    config = {"steps": 3, "resolution": 32, "lr": 1e-3, "ema_decay": 0.9, "gradient_checkpointing": False, "shard": shard}
     for out, batch, launcher in (("one", 2, ()), ("two", 1, two_processes())):
         result = run_stage("prefix", fused, shapes_folder, tmp_path / out, {**config, "batch_size": batch}, *launcher)
         assert result.returncode == 0, result.stderr[-3000:]
+    if shard:
+        assert "sharded over 2 processes" in result.stdout
     one, two = (MultiFusionEncoder.from_pretrained(tmp_path / out / "pipeline", subfolder="encoder").state_dict() for out in ("one", "two"))
     before = MultiFusionEncoder.from_pretrained(fused, subfolder="encoder").state_dict()
     assert any(not torch.equal(before[k], one[k]) for k in one if k.startswith("image_prefix"))
@@ -346,6 +373,11 @@ def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_d
     assert prefix.trainable == sum(p.numel() for m in (encoder.image_prefix, encoder.adapters) for p in m.parameters())
     assert realign.trainable == sum(p.numel() for m in cross_attention_modules(unet) for p in m.parameters())
     assert prefix.activation_bytes > 0 and realign.activation_bytes > 0
+    for stage in (prefix, realign):  # sharded: the more GPUs share the weights, the less each holds
+        assert stage.memory(8) < stage.memory(2)
+    # ... but the VAE and what is gathered at once stay on every GPU: a model this small gains nothing by it
+    assert realign.unsharded == sum(p.numel() for p in AutoencoderKL.from_pretrained(fused, subfolder="vae").parameters())
+    assert realign.memory(2) > realign.memory(1) / 2
 
     run = subprocess.run([sys.executable, "-m", "multifusion.cli", "plan", "--config", str(tmp_path / "fusion.json"),
                           "--gpu-memory", "1"], capture_output=True, text=True)  # fmt: skip

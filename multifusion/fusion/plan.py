@@ -6,7 +6,10 @@ the sum of every leaf module's output (the tensors autograd keeps for the backwa
 leaves out tensors kept inside a module (e.g. attention probabilities when no fused kernel is used) and allocator
 overhead, hence the headroom `--headroom` keeps free. Memory per GPU, for the stage's trainable parameters P and
 frozen parameters F (all fp32, as the stages keep them): 4F + 4P (weights) + 4P (gradients) + 8P (AdamW) + 4P
-(EMA), the trainable part split over the GPUs with `--shard` (FSDP / ZeRO-3), plus activations.
+(EMA), plus activations. With `--shard` (the stages' `shard: true`, FSDP2: `sharding.py`) the LM's and the U-Net's
+weights, frozen and trained, and the trained ones' state are split over the GPUs, and each GPU also holds what is
+gathered at once: the sharded modules' roots (embeddings, vision tower, U-Net stem) and two of their largest layers
+or blocks (FSDP2 fetches the next while one runs); the VAE stays whole.
 Hours come from a run's measured step time (its `log.jsonl`), when one is given.
 
     multifusion plan --config fusion.json [--gpus 8 --gpu-memory 80] [--measured runs/realign/log.jsonl]
@@ -27,6 +30,7 @@ from transformers import AutoConfig
 
 from ..encoder import MultiFusionEncoder
 from .cross_attention import cross_attention_modules
+from .sharding import lm_blocks, unet_blocks
 from .stage_prefix import PrefixConfig, trained_parameters
 from .stage_realign import RealignConfig
 
@@ -101,10 +105,15 @@ class StagePlan:
     activation_bytes: float  # per process, at the stage's batch size
     steps: int
     checkpointing: bool
+    unsharded: int = 0  # frozen parameters that sharding leaves whole on every GPU (the VAE)
+    gathered: int = 0  # parameters gathered at once when sharded
 
     def memory(self, shard: int) -> float:
-        """Bytes per GPU with the trainable state split over `shard` GPUs."""
-        return 4 * self.frozen + 20 * self.trainable / shard + self.activation_bytes
+        """Bytes per GPU with the weights split over `shard` GPUs (1: each holds all of them)."""
+        if shard == 1:
+            return 4 * self.frozen + 20 * self.trainable + self.activation_bytes
+        split = 4 * (self.frozen - self.unsharded) + 20 * self.trainable
+        return split / shard + 4 * (self.unsharded + self.gathered) + self.activation_bytes
 
 
 def plan(config: FusionConfig) -> list[StagePlan]:
@@ -131,8 +140,10 @@ def plan(config: FusionConfig) -> list[StagePlan]:
         lm_elements *= 3
     # the LM head's logits over the vocabulary, in fp32, with their gradient (the loss's largest tensors)
     lm_elements += 2 * p.batch_size * config.max_length * lm_config.vocab_size * 4 / _bytes(p)
+    lm_layers = [count(block) for block in lm_blocks(encoder)]
+    encoder_root = count(encoder) - sum(lm_layers)
     prefix = StagePlan("prefix", prefix_trainable, count(encoder) - prefix_trainable, _bytes(p) * lm_elements, p.steps,
-                       p.gradient_checkpointing)
+                       p.gradient_checkpointing, gathered=encoder_root + 2 * max(lm_layers))  # fmt: skip
 
     r = config.realign
     kv_before = sum(m.to_k.weight.numel() + m.to_v.weight.numel() for m in cross_attention_modules(unet))
@@ -150,8 +161,10 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     # encoding the batch's pixels with the VAE (no gradient): its two largest tensors at once, before the U-Net runs
     pixels = torch.zeros(r.batch_size, 3, r.resolution, r.resolution, device=device)
     unet_elements = max(unet_elements, 2 * largest_leaf_output(vae.encoder, pixels))
+    unet_parts = [count(block) for block in unet_blocks(unet)]
+    gathered = encoder_root + count(unet) - sum(unet_parts) + 2 * max(lm_layers + unet_parts)
     realign = StagePlan("realign", attn2, count(vae) + count(encoder) + unet_total - attn2, _bytes(r) * unet_elements,
-                        r.steps, r.gradient_checkpointing)  # fmt: skip
+                        r.steps, r.gradient_checkpointing, unsharded=count(vae), gathered=gathered)  # fmt: skip
     return [prefix, realign]
 
 
@@ -190,7 +203,7 @@ def report(stages: list[StagePlan], gpus: int, gpu_memory_gib: float, shard: boo
             if not s.checkpointing:
                 fixes.append("gradient_checkpointing")
             if not shard and gpus > 1:
-                fixes.append("--shard (FSDP/ZeRO-3 splits the trainable state)")
+                fixes.append('"shard": true in the stage config, planned with --shard (FSDP2 splits the weights over the GPUs)')
             problems.append(f"{s.name}: needs {need / GiB:.1f} GiB per GPU, {budget / GiB:.1f} GiB usable "
                             f"({100 * headroom:.0f}% headroom): try " + ", ".join(fixes))  # fmt: skip
     return lines, problems

@@ -15,6 +15,7 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
 from ..train.captioned_images import CaptionedImage, CaptionedImages
+from .sharding import gathered
 
 
 @dataclass
@@ -30,6 +31,8 @@ class StageConfig:
     ema_decay: float = 0.9999  # 0 for none
     checkpoint_every: int = 500
     seed: int = 0
+    shard: bool = False  # FSDP2 over the processes, frozen weights too (`sharding.py`); else DDP
+
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "resolution", "gradient_accumulation_steps", "checkpoint_every"):
@@ -96,12 +99,14 @@ class Batches:
 
 
 class TrainedWeights:
-    """A stage's trained parameters and their EMA (`ema_decay` > 0), which is what the stage saves."""
+    """A stage's trained parameters and their EMA (`ema_decay` > 0), which is what the stage saves. Sharded, the
+    parameters are this process's shards, and `ShardedState` checkpoints the EMA."""
 
-    def __init__(self, parameters: list[torch.nn.Parameter], config: StageConfig, accelerator: Accelerator) -> None:
+    def __init__(self, parameters: list[torch.nn.Parameter], config: StageConfig, accelerator: Accelerator,
+                 sharded: bool = False) -> None:  # fmt: skip
         self.parameters, self.accelerator = parameters, accelerator
         self.ema = EMAModel(parameters, decay=config.ema_decay) if config.ema_decay else None  # once they are on the device
-        if self.ema is not None:
+        if self.ema is not None and not sharded:
             accelerator.register_for_checkpointing(self.ema)
 
     def after_step(self) -> None:
@@ -122,11 +127,14 @@ class TrainedWeights:
         finally:
             self.ema.restore(self.parameters)
 
-    def save(self, pipe, out: Path, name: str, config: StageConfig) -> Path:
-        """The pipeline, with the EMA's weights, in `out/pipeline`, and the stage's settings beside it."""
+    def save(self, pipe, out: Path, name: str, config: StageConfig, sharded: dict[str, torch.nn.Module] | None = None) -> Path:
+        """The pipeline, with the EMA's weights, in `out/pipeline`, and the stage's settings beside it; `sharded`
+        names the pipeline's sharded components, gathered into full ones first."""
         self.accelerator.wait_for_everyone()
         if self.ema is not None:
             self.ema.copy_to(self.parameters)
+        for component, module in (sharded or {}).items():
+            setattr(pipe, component, gathered(module))  # None outside the main process, which saves nothing
         if self.accelerator.is_main_process:
             pipe.save_pretrained(out / "pipeline")
             (out / "pipeline" / f"{name}.json").write_text(json.dumps(asdict(config), indent=1))

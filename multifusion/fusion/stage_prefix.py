@@ -3,8 +3,8 @@
 The LM stays frozen; the image prefix (vision features -> `image_tokens` LM embeddings) and the bottleneck adapters
 after the LM's MLPs train (and the vision tower, with `train_vision`), by the LM's next-token loss on each caption
 after its image: "<image> caption". The diffusion side is untouched; stage 4 (`stage_realign.py`) then re-aligns
-the U-Net to the trained encoder. Same scale options as stage 4 (`StageConfig`); the EMA of the trained weights is
-what is saved.
+the U-Net to the trained encoder. Same scale options as stage 4 (`StageConfig`; `shard` splits the encoder, the LM's
+layers each their own unit); the EMA of the trained weights is what is saved.
 
 Semantic tuning (the paper's semantic bias tuning, as SGPT does it; off by default): with `semantic_weight` > 0, an
 image alone and its caption alone must also encode alike, by a symmetric InfoNCE on their pooled states (the
@@ -33,6 +33,7 @@ from ..train.captioned_images import prepare
 from ..train.loop import train
 from ..train.stage_encoder import EncoderStep, info_nce
 from .assemble import truncated
+from .sharding import ShardedState, is_sharded, lm_blocks, shard
 from .stage_config import Batches, StageConfig, TrainedWeights
 
 
@@ -69,13 +70,17 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
     pipe = MultiFusionPipeline.from_pretrained(source)
     inner = pipe.encoder
     inner.requires_grad_(False)
-    trained = trained_parameters(inner, config)
-    for p in trained:
+    for p in trained_parameters(inner, config):
         p.requires_grad_(True)
     if config.gradient_checkpointing:
         inner.lm.gradient_checkpointing_enable()
-    encoder = accelerator.prepare(inner.to(accelerator.device))
-    weights = TrainedWeights(trained, config, accelerator)
+    inner.to(accelerator.device)
+    sharded = is_sharded(accelerator, config.shard)
+    if sharded:
+        shard("encoder", inner, lm_blocks(inner), accelerator)
+    trained = trained_parameters(inner, config)  # (sharded: this process's shards)
+    encoder = inner if sharded else accelerator.prepare(inner)
+    weights = TrainedWeights(trained, config, accelerator, sharded)
     encode = EncoderStep(encoder, inner, pipe.tokenizer, pipe.vision_processor, accelerator.device)
     stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = inner.config.max_length - 1 - inner.config.image_tokens - 1  # after the prefix token, the image, a space
@@ -100,8 +105,10 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
         return loss
 
     train("prefix", trained, [encoder], loss_fn, config.steps, config.lr, out, accelerator, resume, config.checkpoint_every,
-          lambda _: weights.after_step())  # fmt: skip
-    pipe.encoder = accelerator.unwrap_model(encoder).eval()
+          lambda _: weights.after_step(), ShardedState(inner, weights.ema) if sharded else None)  # fmt: skip
     if config.gradient_checkpointing:
-        pipe.encoder.lm.gradient_checkpointing_disable()
+        inner.lm.gradient_checkpointing_disable()
+    if sharded:
+        return weights.save(pipe, out, "prefix", config, sharded={"encoder": inner})
+    pipe.encoder = accelerator.unwrap_model(encoder).eval()
     return weights.save(pipe, out, "prefix", config)

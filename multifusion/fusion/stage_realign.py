@@ -7,7 +7,8 @@ streams from a webdataset or an imagefolder (`train/captioned_images.py`), each 
 Scale: accelerate runs it on one device or many (DDP; `accelerate launch`), with the precision, gradient
 accumulation and gradient checkpointing of `RealignConfig`, VAE latents cached on disk after the first epoch
 (`cache_latents`), an EMA of the trained weights (what is saved), resumable checkpoints, a JSONL loss log, and
-sample images every `sample_every` steps.
+sample images every `sample_every` steps. With `shard` the LM and the U-Net are split over the processes (FSDP2,
+`sharding.py`) instead of copied to each.
 
 Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
 the epoch and the sample's key, so on an imagefolder (whose lines the processes share round-robin) a run on N
@@ -36,6 +37,7 @@ from ..train.loop import train
 from .assemble import truncated
 from .cross_attention import cross_attention_modules
 from .latent_cache import LatentCache
+from .sharding import ShardedState, is_sharded, lm_blocks, shard, unet_blocks
 from .stage_config import Batches, StageConfig, TrainedWeights
 
 
@@ -62,13 +64,18 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
     pipe.vae.eval()
     pipe.encoder.eval()
     unet = pipe.unet
-    trained = [p for m in cross_attention_modules(unet) for p in m.parameters()]
-    for p in trained:
-        p.requires_grad_(True)
+    for m in cross_attention_modules(unet):
+        m.requires_grad_(True)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    weights = TrainedWeights(trained, config, accelerator)
-    unet = accelerator.prepare(unet)
+    sharded = is_sharded(accelerator, config.shard)
+    if sharded:  # the LM (frozen) and the U-Net split over the processes
+        shard("encoder", pipe.encoder, lm_blocks(pipe.encoder), accelerator)
+        shard("unet", unet, unet_blocks(unet), accelerator)
+    trained = [p for m in cross_attention_modules(unet) for p in m.parameters()]  # (sharded: this process's shards)
+    weights = TrainedWeights(trained, config, accelerator, sharded)
+    if not sharded:
+        unet = accelerator.prepare(unet)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     stream = Batches(data, accelerator.process_index, accelerator.num_processes, config.batch_size)
     room = pipe.encoder.config.max_length - 1
@@ -102,25 +109,33 @@ def run(source: str | Path, data: str | Path, out: Path, accelerator: Accelerato
 
     def after_step(step: int) -> None:
         weights.after_step()
-        if config.sample_every and (step + 1) % config.sample_every == 0 and accelerator.is_main_process:
+        if config.sample_every and (step + 1) % config.sample_every == 0 and (sharded or accelerator.is_main_process):
             with weights.averaged():  # the weights that will be saved
-                save_samples(pipe, config, out / "samples" / f"step-{step + 1:07d}.png")
+                images = sample_images(pipe, config)  # sharded: every process runs the pipeline
+            if accelerator.is_main_process:
+                save_sheet(images, config.resolution, out / "samples" / f"step-{step + 1:07d}.png")
 
     train("realign", trained, [unet], loss_fn, config.steps, config.lr, out, accelerator, resume,
-          config.checkpoint_every, after_step)  # fmt: skip
+          config.checkpoint_every, after_step, ShardedState(unet, weights.ema) if sharded else None)  # fmt: skip
+    if sharded:
+        return weights.save(pipe, out, "realign", config, sharded={"unet": unet, "encoder": pipe.encoder})
     pipe.unet = accelerator.unwrap_model(unet).eval()
     return weights.save(pipe, out, "realign", config)
 
 
 @torch.no_grad()
-def save_samples(pipe: MultiFusionPipeline, config: RealignConfig, path: Path) -> None:
-    """The sample prompts at the current weights, side by side, seed 0."""
+def sample_images(pipe: MultiFusionPipeline, config: RealignConfig) -> list:
+    """The sample prompts at the current weights, seed 0."""
+    return pipe(list(config.sample_prompts), num_inference_steps=20, guidance_scale=5.0,
+                generator=torch.Generator().manual_seed(0), height=config.resolution, width=config.resolution).images  # fmt: skip
+
+
+def save_sheet(images: list, resolution: int, path: Path) -> None:
+    """Images side by side in one PNG."""
     from PIL import Image
 
-    images = pipe(list(config.sample_prompts), num_inference_steps=20, guidance_scale=5.0,
-                  generator=torch.Generator().manual_seed(0), height=config.resolution, width=config.resolution).images  # fmt: skip
-    sheet = Image.new("RGB", (config.resolution * len(images), config.resolution))
+    sheet = Image.new("RGB", (resolution * len(images), resolution))
     for i, image in enumerate(images):
-        sheet.paste(image, (i * config.resolution, 0))
+        sheet.paste(image, (i * resolution, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)

@@ -8,10 +8,14 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from ..fusion.sharding import ShardedState
 
 
 def train(
@@ -26,22 +30,28 @@ def train(
     resume: bool = False,
     checkpoint_every: int = 300,
     after_step: Callable[[int], None] | None = None,
+    sharded: ShardedState | None = None,
 ) -> None:
     """Minimise `loss_fn(step)` over `params` for `steps` steps; `modules` are the models to checkpoint.
 
     With the accelerator's `gradient_accumulation_steps` > 1 a step is one micro-batch and the optimizer steps
-    every that many; `after_step(step)` runs after each (e.g. an EMA update)."""
+    every that many; `after_step(step)` runs after each (e.g. an EMA update). A `sharded` stage's modules are split
+    over the processes (`fusion/sharding.py`): its optimizer and schedule stay its own, and it checkpoints them."""
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
     )
-    optimizer, schedule = accelerator.prepare(optimizer, schedule)
+    if sharded is None:
+        optimizer, schedule = accelerator.prepare(optimizer, schedule)
     state_dir, log_path = out / f"{name}-state", out / "log.jsonl"
     start = 0
     if resume and (state_dir / "step.json").exists():
-        accelerator.load_state(str(state_dir))
+        if sharded is None:
+            accelerator.load_state(str(state_dir))
+        else:
+            sharded.load(state_dir, optimizer, schedule)
         start = json.loads((state_dir / "step.json").read_text())["step"]
     out.mkdir(parents=True, exist_ok=True)
     for module in modules:
@@ -53,11 +63,11 @@ def train(
             with accelerator.accumulate(*modules):
                 loss = loss_fn(step)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients:
+                if accelerator.sync_gradients:  # (a prepared optimizer skips the other micro-batches by itself)
                     accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
                 schedule.step()
-                optimizer.zero_grad(set_to_none=True)
             if after_step is not None:
                 after_step(step)
             if step % 10 == 0 or step == steps - 1:
@@ -65,7 +75,10 @@ def train(
                 log.write(json.dumps({"stage": name, "step": step, "loss": loss.item(), "lr": schedule.get_last_lr()[0],
                                       "elapsed_s": round(time.time() - began, 1)}) + "\n")  # fmt: skip
             if (step + 1) % checkpoint_every == 0 or step == steps - 1:
-                accelerator.save_state(str(state_dir))
+                if sharded is None:
+                    accelerator.save_state(str(state_dir))
+                else:
+                    sharded.save(state_dir, optimizer, schedule)
                 (state_dir / "step.json").write_text(json.dumps({"step": step + 1}))
     for module in modules:
         module.eval()

@@ -214,8 +214,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         for _ in range(batch // 2):
             scene = random_scene(rng)
             image = render_scene(scene, seed=rng.randrange(2**31), canvas=canvas)
-            text = fitting(lambda: random_caption(scene, rng.choice(LANGUAGES), rng), tokenizer, room - e["image_tokens"] - 2)
-            prompts.append(restated(image, text))
+            said = fitting(lambda: f" = {random_caption(scene, rng.choice(LANGUAGES), rng)}", tokenizer, room - e["image_tokens"])
+            prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(said))))  # restated, measured as laid out
         return step.lm_loss(*step(prompts))
 
     teacher = load_text_encoder(out, accelerator.device)
