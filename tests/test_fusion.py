@@ -2,6 +2,7 @@
 checkpoint with its CLIP text encoder, Llama and Qwen2 LMs with their own tokenizers and widths, CLIP and SigLIP
 vision towers), saved in their real on-disk formats, fused, saved, reloaded, and generating."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -250,7 +251,10 @@ def test_sharded_realign_on_two_processes_trains_and_resumes_as_one_process(fuse
             assert torch.allclose(reference[name], sharded[name], atol=1e-5), name
     assert any(not torch.equal(figures[0][1][k], figures[1][1][k]) for k in figures[0][1])  # the resumed steps trained
     assert (two / "samples" / "step-0000004.png").exists()
-    assert "sharded over 2 processes" in result.stdout
+    held = re.findall(r"(\w+): sharded over 2 processes \(FSDP2\): each holds ([\d,]+) of its ([\d,]+) weights", result.stdout)
+    assert sorted(name for name, _, _ in held) == ["encoder", "unet"]
+    for _, part, whole in held:  # half each (a row more where a dimension is odd)
+        assert int(part.replace(",", "")) <= int(whole.replace(",", "")) * 0.51
     before = attn2_weights(fused)[1]
     assert all(torch.equal(before[k], v) for k, v in attn2_weights(two / "pipeline")[1].items())  # the rest as it was
 

@@ -33,6 +33,8 @@ from torch.distributed.checkpoint.state_dict import (
 
 def is_sharded(accelerator: Accelerator, shard: bool) -> bool:
     """Whether a stage shards: asked for, and more than one process (one process has nothing to split)."""
+    if shard and accelerator.num_processes == 1:
+        accelerator.print("shard: one process has nothing to split; training unsharded")
     if shard and accelerator.num_processes > 1 and accelerator.mixed_precision == "fp16":
         raise ValueError('shard: sharded runs have no gradient scaler, which fp16 needs; use mixed precision "bf16"')
     return shard and accelerator.num_processes > 1
@@ -50,8 +52,8 @@ def shard(name: str, module: torch.nn.Module, blocks: list[torch.nn.Module], acc
     fully_shard(module, mesh=mesh)
     held = sum(p.to_local().numel() for p in module.parameters())
     total = sum(p.numel() for p in module.parameters())
-    accelerator.print(f"{name}: sharded over {accelerator.num_processes} processes (FSDP2): each holds "
-                      f"{held / 1e6:.2f} M of its {total / 1e6:.2f} M weights")  # fmt: skip
+    accelerator.print(f"{name}: sharded over {accelerator.num_processes} processes (FSDP2): each holds {held:,} of its "
+                      f"{total:,} weights")  # fmt: skip
 
 
 def lm_blocks(encoder) -> list[torch.nn.Module]:
