@@ -255,6 +255,7 @@ def _fuse(args: argparse.Namespace) -> int:
 
 def _real_data_stage(args: argparse.Namespace) -> int:
     from .fusion import stage_prefix, stage_realign
+    from .fusion.sharding import check_shard
     from .train.captioned_images import CaptionedImages
 
     stage, config_class = {"prefix": (stage_prefix, stage_prefix.PrefixConfig),
@@ -262,6 +263,7 @@ def _real_data_stage(args: argparse.Namespace) -> int:
     try:
         config = config_class.load(args.config)
         accelerator = config.accelerator()
+        check_shard(accelerator, config.shard)
     except (OSError, ValueError, TypeError) as error:
         raise PromptError(f"--config: {error}") from None
     _require_pipeline(args.source)

@@ -329,6 +329,8 @@ def test_prefix_stage_on_two_processes_equals_one_process_with_the_same_global_b
         assert result.returncode == 0, result.stderr[-3000:]
     if shard:
         assert "sharded over 2 processes" in result.stdout
+        result = run_stage("prefix", fused, shapes_folder, tmp_path / "fp16", {**config, "mixed_precision": "fp16"}, *two_processes())
+        assert result.returncode == 1 and "fp16 needs; use mixed precision \"bf16\"" in result.stderr  # before anything runs
     one, two = (MultiFusionEncoder.from_pretrained(tmp_path / out / "pipeline", subfolder="encoder").state_dict() for out in ("one", "two"))
     before = MultiFusionEncoder.from_pretrained(fused, subfolder="encoder").state_dict()
     assert any(not torch.equal(before[k], one[k]) for k in one if k.startswith("image_prefix"))

@@ -31,12 +31,17 @@ from torch.distributed.checkpoint.state_dict import (
 )
 
 
-def is_sharded(accelerator: Accelerator, shard: bool) -> bool:
-    """Whether a stage shards: asked for, and more than one process (one process has nothing to split)."""
-    if shard and accelerator.num_processes == 1:
-        accelerator.print("shard: one process has nothing to split; training unsharded")
+def check_shard(accelerator: Accelerator, shard: bool) -> None:
+    """Refuse what a sharded run cannot do: fp16, whose gradient scaler it does not have."""
     if shard and accelerator.num_processes > 1 and accelerator.mixed_precision == "fp16":
         raise ValueError('shard: sharded runs have no gradient scaler, which fp16 needs; use mixed precision "bf16"')
+
+
+def is_sharded(accelerator: Accelerator, shard: bool) -> bool:
+    """Whether a stage shards: asked for, and more than one process (one process has nothing to split)."""
+    check_shard(accelerator, shard)
+    if shard and accelerator.num_processes == 1:
+        accelerator.print("shard: one process has nothing to split; training unsharded")
     return shard and accelerator.num_processes > 1
 
 
