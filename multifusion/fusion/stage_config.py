@@ -33,7 +33,6 @@ class StageConfig:
     seed: int = 0
     shard: bool = False  # FSDP2 over the processes, frozen weights too (`sharding.py`); else DDP
 
-
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "resolution", "gradient_accumulation_steps", "checkpoint_every"):
             value = getattr(self, name)
