@@ -4,7 +4,7 @@ model's default (its sampler, steps and guided share of them).
 One 1-image generation through `Runtime.generate` (no prompt cache), baseline and default alternating in one process,
 median of `--repeats`. Quality is the `single` benchmark's accuracy (the full eval's scenes and seeds, n = 160) at
 both settings. Per-option rows on the default setting: bf16, a compiled U-Net (first call, steady state, and the
-first call after the size changes, which recompiles once to a dynamic-shape graph and then not again), and fewer or
+first call at a second and at a third size: whether a new size recompiles — on this CPU each one did), and fewer or
 more steps; on CUDA also fp16 and compiled fp16.
 
     python benchmarks/fast.py [--model DIR] [--repeats 5] [--no-compile] [--no-quality] [--json]
@@ -28,7 +28,7 @@ def load(model: str, device: str, dtype: str = "float32", scheduler: str | None 
 
 
 def compiled_rows(model: str, device: str, dtype: str, scheduler: str, steps: int, repeats: int) -> dict[str, float]:
-    """First call (compiles), steady state, and first calls at two new sizes (the first recompiles dynamic)."""
+    """First call (compiles), steady state, and first calls at two new sizes (each may recompile)."""
     runtime = load(model, device, dtype, scheduler, compile_unet=True)
     native = runtime.native_side
     first = one_image(runtime, steps)

@@ -174,7 +174,7 @@ class Runtime:
         if self.options.vae_tiling:
             pipe.vae.enable_tiling()
         self.compiled = self.options.compile_unet if self.options.compile_unet is not None else self.device.type == "cuda"
-        if self.compiled:  # one graph per shape until a shape changes, then one dynamic graph for all sizes and batches
+        if self.compiled:  # graphs by shape; on the CPU each new size recompiled (benchmarks/fast.py), hence CUDA only
             pipe.unet.compile()
         if self.options.scheduler:
             pipe.scheduler = make_scheduler(self.options.scheduler, pipe.scheduler.config)
