@@ -3,7 +3,8 @@ do not fit one GPU.
 
 Under `accelerate launch` with N processes, each process keeps 1/N of every weight of the sharded modules — the
 LM's decoder layers, the U-Net's blocks, and the rest of the encoder and U-Net as one more unit — and gathers a
-unit's full weights only while it runs. Frozen weights (the LM, most of the U-Net) are split as well as trained
+unit's full weights only while it runs (a root unit stays gathered after a pass with no backward, such as the frozen
+encoder's in stage 4; `multifusion plan --shard` counts the roots as held). Frozen weights (the LM, most of the U-Net) are split as well as trained
 ones, which is what lets an LM larger than one GPU's memory be fused. Gradients of the trained weights are
 reduce-scattered by FSDP itself (no DDP wrapper), so N sharded processes train as one process with the same global
 batch, as DDP does.
