@@ -143,7 +143,7 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     lm_layers = [count(block) for block in lm_blocks(encoder)]
     encoder_root = count(encoder) - sum(lm_layers)
     prefix = StagePlan("prefix", prefix_trainable, count(encoder) - prefix_trainable, _bytes(p) * lm_elements, p.steps,
-                       p.gradient_checkpointing, gathered=encoder_root + 2 * max(lm_layers))  # fmt: skip
+                       p.gradient_checkpointing, gathered=encoder_root + 2 * max(lm_layers, default=0))  # fmt: skip
 
     r = config.realign
     kv_before = sum(m.to_k.weight.numel() + m.to_v.weight.numel() for m in cross_attention_modules(unet))
@@ -162,7 +162,7 @@ def plan(config: FusionConfig) -> list[StagePlan]:
     pixels = torch.zeros(r.batch_size, 3, r.resolution, r.resolution, device=device)
     unet_elements = max(unet_elements, 2 * largest_leaf_output(vae.encoder, pixels))
     unet_parts = [count(block) for block in unet_blocks(unet)]
-    gathered = encoder_root + count(unet) - sum(unet_parts) + 2 * max(lm_layers + unet_parts)
+    gathered = encoder_root + count(unet) - sum(unet_parts) + 2 * max(lm_layers + unet_parts, default=0)
     realign = StagePlan("realign", attn2, count(vae) + count(encoder) + unet_total - attn2, _bytes(r) * unet_elements,
                         r.steps, r.gradient_checkpointing, unsharded=count(vae), gathered=gathered)  # fmt: skip
     return [prefix, realign]

@@ -63,12 +63,10 @@ def shard(name: str, module: torch.nn.Module, blocks: list[torch.nn.Module], acc
 
 
 def lm_blocks(encoder) -> list[torch.nn.Module]:
-    """The LM's decoder layers: the modules a transformers model names as not to be split (`_no_split_modules`)."""
+    """The LM's decoder layers: the modules a transformers model names as not to be split (`_no_split_modules`);
+    none for a model that names none (its encoder is then sharded as one unit, gathered whole while it runs)."""
     names = set(getattr(encoder.lm, "_no_split_modules", None) or ())
-    blocks = [m for m in encoder.lm.modules() if type(m).__name__ in names]
-    if not blocks:
-        raise ValueError(f"{type(encoder.lm).__name__} names no decoder layer class (_no_split_modules): cannot shard it")
-    return blocks
+    return [m for m in encoder.lm.modules() if type(m).__name__ in names]
 
 
 def unet_blocks(unet) -> list[torch.nn.Module]:
