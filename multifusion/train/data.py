@@ -36,12 +36,13 @@ def caption_corpus(seed: int, count: int = 20000) -> list[str]:
     return [random_caption(random_scene(rng), rng.choice(LANGUAGES), rng) for _ in range(count)]
 
 
-def fitting(draw: Callable[[], str], tokenizer, room: int, tries: int = 50) -> str:
-    """A caption from `draw()` that takes at most `room` tokens (free phrasing with a small vocabulary can outgrow
-    a prompt layout); draws again otherwise."""
+def fitting(draw: Callable[[], str], tokenizer, room: int, tries: int = 50,
+            laid_out: Callable[[str], str] = lambda text: text) -> str:  # fmt: skip
+    """A caption from `draw()` that takes at most `room` tokens as it will be laid out (`laid_out(caption)`: free
+    phrasing with a small vocabulary can outgrow a prompt layout); draws again otherwise."""
     for _ in range(tries):
         text = draw()
-        if len(tokenizer(text, add_special_tokens=False).input_ids) <= room:
+        if len(tokenizer(laid_out(text), add_special_tokens=False).input_ids) <= room:
             return text
     raise ValueError(f"no caption of {tries} drawn fits in {room} tokens: raise max_length or vocab_size")
 

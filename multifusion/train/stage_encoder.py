@@ -76,8 +76,13 @@ def restated(first, caption_text: str):
     forward (the skill a MAGMA prefix relies on: a frozen LM trained on single captions has no reason to read
     anything earlier in the sequence); image pairs then ask the image prefix to be such a description."""
     if isinstance(first, str):
-        return MultimodalPrompt.of(f"{first} = {caption_text}")
-    return MultimodalPrompt((ImageSegment(first), TextSegment(f" = {caption_text}")))
+        return MultimodalPrompt.of(first + restatement(caption_text))
+    return MultimodalPrompt((ImageSegment(first), TextSegment(restatement(caption_text))))
+
+
+def restatement(caption_text: str) -> str:
+    """The text that restates a scene after its first description: " = caption"."""
+    return f" = {caption_text}"
 
 
 AND = {"en": " and ", "de": " und ", "fr": " et ", "it": " e ", "es": " y "}
@@ -214,8 +219,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
         for _ in range(batch // 2):
             scene = random_scene(rng)
             image = render_scene(scene, seed=rng.randrange(2**31), canvas=canvas)
-            said = fitting(lambda: f" = {random_caption(scene, rng.choice(LANGUAGES), rng)}", tokenizer, room - e["image_tokens"])
-            prompts.append(MultimodalPrompt((ImageSegment(image), TextSegment(said))))  # restated, measured as laid out
+            text = fitting(lambda: random_caption(scene, rng.choice(LANGUAGES), rng), tokenizer, room - e["image_tokens"],
+                           laid_out=restatement)  # fmt: skip
+            prompts.append(restated(image, text))
         return step.lm_loss(*step(prompts))
 
     teacher = load_text_encoder(out, accelerator.device)
