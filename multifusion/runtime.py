@@ -40,6 +40,8 @@ class RuntimeOptions:
     dtype: str | None = None  # "float32", "float16" or "bfloat16"
     cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
     compile_unet: bool | None = None  # torch.compile the U-Net; None: on CUDA only, where it pays (benchmarks/fast.py)
+    compile_backend: str = "inductor"  # a torch.compile backend; "eager" traces graphs without generating code
+    compiled_shapes: int = 64  # compiled U-Net graphs kept: one per (batch, height, width) it has run
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
@@ -155,6 +157,17 @@ class EncodingCache:
         return value
 
 
+def compile_by_shape(unet: torch.nn.Module, backend: str = "inductor", shapes: int = 64) -> None:
+    """Compile `unet` to one static graph per input shape: a shape run before reuses its graph, a new one compiles
+    once. Each size takes two graphs when guidance stops before the last step (a guided batch, then half of it).
+
+    Not torch's default (shapes made symbolic from the second one on): the U-Net's convolutions still guard on
+    their sizes, so every new size recompiled anyway, more slowly (benchmarks/fast.py), and past dynamo's limit
+    of 8 graphs (4 sizes) new sizes silently ran uncompiled. The limit is raised to `shapes` graphs here."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, shapes)
+    unet.compile(backend=backend, dynamic=False)
+
+
 class Runtime:
     """A pipeline placed on a device, with a prompt-encoding cache and seeded, OOM-safe generation."""
 
@@ -174,8 +187,9 @@ class Runtime:
         if self.options.vae_tiling:
             pipe.vae.enable_tiling()
         self.compiled = self.options.compile_unet if self.options.compile_unet is not None else self.device.type == "cuda"
-        if self.compiled:  # graphs by shape; on the CPU each new size recompiled (benchmarks/fast.py), hence CUDA only
-            pipe.unet.compile()
+        self._shapes_run: set[tuple[int, int, int]] = set()  # (images per U-Net call, width, height)
+        if self.compiled:
+            compile_by_shape(pipe.unet, self.options.compile_backend, self.options.compiled_shapes)
         if self.options.scheduler:
             pipe.scheduler = make_scheduler(self.options.scheduler, pipe.scheduler.config)
 
@@ -268,11 +282,22 @@ class Runtime:
         Image j of every prompt uses `image_seed(seed, j)` and is exactly the image `generate` gives that prompt
         and seed alone (up to rounding with `RuntimeOptions.batch_images`, which makes one batched call)."""
         with self._generating:  # one generation at a time on the one pipeline, whoever the caller
-            began = time.perf_counter()
+            compiling, began = self.compiles(settings, len(prompts)), time.perf_counter()
             images = self._generate_many(prompts, settings, on_step)
-            spent = (time.perf_counter() - began) / self.cost(settings, len(prompts))
-            self.seconds_per_cost = spent if self.seconds_per_cost is None else 0.7 * self.seconds_per_cost + 0.3 * spent
+            self._shapes_run.add(self._shape(settings, len(prompts)))
+            if not compiling:  # a compile's seconds say nothing about the device's speed
+                spent = (time.perf_counter() - began) / self.cost(settings, len(prompts))
+                self.seconds_per_cost = spent if self.seconds_per_cost is None else 0.7 * self.seconds_per_cost + 0.3 * spent
             return images
+
+    def _shape(self, settings: GenerationSettings | None, n_prompts: int) -> tuple[int, int, int]:
+        settings = self.complete(settings)
+        per_call = n_prompts * settings.num_images if self.options.batch_images else 1
+        return per_call, settings.width or self.native_side, settings.height or self.native_side
+
+    def compiles(self, settings: GenerationSettings | None = None, n_prompts: int = 1) -> bool:
+        """Whether this request waits for the U-Net to be compiled: a compiled runtime's first request of a shape."""
+        return self.compiled and self._shape(settings, n_prompts) not in self._shapes_run
 
     def _generate_many(self, prompts, settings, on_step) -> list[list[PIL.Image.Image]]:
         settings = self.complete(settings)

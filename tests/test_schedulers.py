@@ -3,12 +3,14 @@
 import json
 
 import numpy as np
-
 import pytest
+import torch
+from torch._dynamo.utils import counters
 
 from multifusion import MultiFusionPipeline, PromptError
 from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions
 from multifusion.schedulers import SCHEDULERS, make_scheduler, save_defaults, scheduler_name
+from multifusion.testing import tiny_pipeline
 
 from conftest import differs, generate
 
@@ -73,3 +75,30 @@ def test_the_unet_is_compiled_on_cuda_only_unless_asked(pipe):
     runtime.pipe.unet.register_forward_hook(lambda *a: seen.append(1))
     runtime.warm_up()  # one image at the model's default steps
     assert len(seen) == runtime.default_steps
+
+
+def test_a_compiled_unet_compiles_each_new_size_once_however_many_sizes(pipe):
+    """Five shapes, guidance stopping halfway: ten graphs, past dynamo's default limit of 8 (under which the fifth
+    shape ran uncompiled); a shape run before compiles nothing and is the first to time the device; compiled
+    images are the eager ones."""
+    pipe.register_to_config(default_guidance_end=0.5)  # each size: a guided batch of 2, then 1
+    eager = Runtime(tiny_pipeline(), RuntimeOptions(device="cpu"))
+    eager.pipe.register_to_config(default_guidance_end=0.5)
+    torch._dynamo.reset()
+    runtime = Runtime(pipe, RuntimeOptions(device="cpu", compile_unet=True, compile_backend="eager"))
+    graphs = lambda: counters["stats"]["unique_graphs"]  # noqa: E731
+    sides = [pipe.size_multiple * k for k in (4, 5, 6, 7)]
+    for side in sides:
+        settings = GenerationSettings(steps=2, width=side, height=side)
+        assert runtime.compiles(settings)
+        before = graphs()
+        runtime.generate("a red circle", settings)
+        assert graphs() - before == 2 and not runtime.compiles(settings)
+    before, again = graphs(), GenerationSettings(steps=2, width=sides[-1], height=sides[0], seed=3)
+    assert runtime.compiles(again)  # a new shape, though both sides were seen
+    compiled = np.asarray(runtime.generate("a red circle", again)[0], dtype=int)
+    assert graphs() - before == 2 and np.abs(compiled - np.asarray(eager.generate("a red circle", again)[0], dtype=int)).max() <= 1
+    assert runtime.seconds_per_cost is None  # a compile's seconds would inflate the studio's wait estimates
+    before = graphs()
+    runtime.generate("a blue square", GenerationSettings(steps=2, width=sides[0], height=sides[0], seed=5))
+    assert graphs() == before and runtime.seconds_per_cost is not None

@@ -254,7 +254,8 @@ def build_demo(
                         request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            progress((0, settings.steps * settings.num_images), desc="Denoising", unit="steps")
+            first = "Compiling the U-Net for this size (once per size), then denoising" if studio.runtime.compiles(settings) else "Denoising"
+            progress((0, settings.steps * settings.num_images), desc=first, unit="steps")
             with studio.job(session(request), studio.runtime.cost(settings)) as job:
                 result = run(studio, prompt, settings, on_step=denoising(progress, job), cancel=job.cancel)
             return result.gallery(), result.records[0], settings.seed, *remembered(result, paths)
