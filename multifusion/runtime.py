@@ -162,8 +162,9 @@ def compile_by_shape(unet: torch.nn.Module, backend: str = "inductor", shapes: i
     once. Each size takes two graphs when guidance stops before the last step (a guided batch, then half of it).
 
     Not torch's default (shapes made symbolic from the second one on): the U-Net's convolutions still guard on
-    their sizes, so every new size recompiled anyway, more slowly (benchmarks/fast.py), and past dynamo's limit
-    of 8 graphs (4 sizes) new sizes silently ran uncompiled. The limit is raised to `shapes` graphs here."""
+    their sizes, so every new size recompiled anyway, the second one slowest (benchmarks/compile_modes.py: on a
+    2-core CPU 291 s, then 73-93 s; static graphs 116-118 s each, the same in all), and past dynamo's limit of 8
+    graphs (4 sizes) new sizes silently ran uncompiled. The limit is raised to `shapes` graphs here."""
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, shapes)
     unet.compile(backend=backend, dynamic=False)
 
