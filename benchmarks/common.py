@@ -56,6 +56,15 @@ def one_image(runtime: Runtime, steps: int, side: int | None = None, prompt: str
     return time.perf_counter() - start
 
 
+def compile_timings(runtime: Runtime, steps: int, sides: list[int], repeats: int) -> dict[str, Any]:
+    """A compiled runtime's first image (it compiles), its steady state over `repeats`, the first image at each of
+    `sides` (square, each a new shape), and the first size again (its graphs kept), in seconds."""
+    first = one_image(runtime, steps)
+    steady = median(timed(lambda: one_image(runtime, steps), repeats))
+    new_sizes = [one_image(runtime, steps, side) for side in sides]
+    return {"first_s": first, "steady_s": steady, "new_sizes_first_s": new_sizes, "first_size_again_s": one_image(runtime, steps)}
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):

@@ -18,7 +18,7 @@ import tempfile
 
 import torch
 
-from common import median, one_image, timed
+from common import compile_timings, median, one_image, timed
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions, compile_by_shape
 
 SIZES = (80, 96, 112, 128)
@@ -32,9 +32,8 @@ def measure(mode: str) -> dict:
         torch._dynamo.config.recompile_limit = 64  # the same room for graphs, so only the shapes policy differs
         runtime.pipe.unet.compile()
     steps = runtime.default_steps
-    row = {"mode": mode, "first_s": one_image(runtime, steps), "steady_s": median(timed(lambda: one_image(runtime, steps), 3))}
-    row["new_sizes_first_s"] = [one_image(runtime, steps, side) for side in SIZES]
-    row["first_size_again_s"], row["second_size_again_s"] = one_image(runtime, steps), one_image(runtime, steps, SIZES[0])
+    row = {"mode": mode, **compile_timings(runtime, steps, list(SIZES), repeats=3)}
+    row["second_size_again_s"] = one_image(runtime, steps, SIZES[0])
     row[f"steady_{SIZES[-1]}_s"] = median(timed(lambda: one_image(runtime, steps, SIZES[-1]), 3))
     return {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) if isinstance(v, float) else v for k, v in row.items()}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from common import accuracies, device_name, median, one_image, report, timed
+from common import accuracies, compile_timings, device_name, median, one_image, report, timed
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 
 BASELINE = ("dpm++2m", 25)
@@ -33,10 +33,7 @@ def compiled_rows(model: str, device: str, dtype: str, scheduler: str, steps: in
     fifth size is past torch's default limit of graphs), and the first size again (its graphs kept)."""
     runtime = load(model, device, dtype, scheduler, compile_unet=True)
     native, multiple = runtime.native_side, runtime.pipe.size_multiple
-    first = one_image(runtime, steps)
-    steady = median(timed(lambda: one_image(runtime, steps), repeats))
-    new_sizes = [one_image(runtime, steps, native + k * multiple) for k in (1, 2, 3, 4)]
-    return {"first_s": first, "steady_s": steady, "new_sizes_first_s": new_sizes, "first_size_again_s": one_image(runtime, steps)}
+    return compile_timings(runtime, steps, [native + k * multiple for k in (1, 2, 3, 4)], repeats)
 
 
 def main() -> None:

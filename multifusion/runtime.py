@@ -236,13 +236,17 @@ class Runtime:
     def cost(self, settings: GenerationSettings, n_prompts: int = 1) -> float:
         """What a request costs in native-image steps: images x steps x pixels relative to the native size."""
         settings = self.complete(settings)
-        width, height = settings.width or self.native_side, settings.height or self.native_side
+        width, height = self._size(settings)
         return n_prompts * settings.num_images * settings.steps * width * height / self.native_side**2
+
+    def _size(self, settings: GenerationSettings) -> tuple[int, int]:
+        """The (width, height) a request draws at, the native side where it leaves one open."""
+        return settings.width or self.native_side, settings.height or self.native_side
 
     def check_cost(self, settings: GenerationSettings, n_prompts: int = 1) -> None:
         """Refuse a request bigger than this model's limits: a side over `max_side`, or a cost (`cost`) over
         `max_cost`, saying what to reduce."""
-        width, height = settings.width or self.native_side, settings.height or self.native_side
+        width, height = self._size(settings)
         if max(width, height) > self.max_side:
             raise PromptError(f"{width}x{height} is larger than this model allows: at most {self.max_side} px a side "
                               f"({self.options.max_side_multiple}x its native {self.native_side} px)")  # fmt: skip
@@ -282,26 +286,27 @@ class Runtime:
 
         Image j of every prompt uses `image_seed(seed, j)` and is exactly the image `generate` gives that prompt
         and seed alone (up to rounding with `RuntimeOptions.batch_images`, which makes one batched call)."""
+        settings = self.complete(settings)
         with self._generating:  # one generation at a time on the one pipeline, whoever the caller
-            compiling, began = self.compiles(settings, len(prompts)), time.perf_counter()
+            shape, began = self._shape(settings, len(prompts)), time.perf_counter()
+            compiling = self.compiled and shape not in self._shapes_run
             images = self._generate_many(prompts, settings, on_step)
-            self._shapes_run.add(self._shape(settings, len(prompts)))
+            self._shapes_run.add(shape)
             if not compiling:  # a compile's seconds say nothing about the device's speed
                 spent = (time.perf_counter() - began) / self.cost(settings, len(prompts))
                 self.seconds_per_cost = spent if self.seconds_per_cost is None else 0.7 * self.seconds_per_cost + 0.3 * spent
             return images
 
-    def _shape(self, settings: GenerationSettings | None, n_prompts: int) -> tuple[int, int, int]:
-        settings = self.complete(settings)
+    def _shape(self, settings: GenerationSettings, n_prompts: int) -> tuple[int, int, int]:
+        """(batch, width, height) of the U-Net calls a completed request makes: what a compiled graph is made for."""
         per_call = n_prompts * settings.num_images if self.options.batch_images else 1
-        return per_call, settings.width or self.native_side, settings.height or self.native_side
+        return per_call, *self._size(settings)
 
     def compiles(self, settings: GenerationSettings | None = None, n_prompts: int = 1) -> bool:
         """Whether this request waits for the U-Net to be compiled: a compiled runtime's first request of a shape."""
-        return self.compiled and self._shape(settings, n_prompts) not in self._shapes_run
+        return self.compiled and self._shape(self.complete(settings), n_prompts) not in self._shapes_run
 
-    def _generate_many(self, prompts, settings, on_step) -> list[list[PIL.Image.Image]]:
-        settings = self.complete(settings)
+    def _generate_many(self, prompts, settings: GenerationSettings, on_step) -> list[list[PIL.Image.Image]]:
         self.check_cost(settings, len(prompts))
         positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
         if not positives:
