@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = commands.add_parser("train", help="run a stage of the training recipe (vae, unet, encoder, realign) or all")
     tr.add_argument("stage", choices=(*STAGES, "all", "refine"),
-                    help="the stage to run; all runs the four in order; refine continues the pipeline given by --from")
+                    help="the stage to run; all runs the four in order, then the config's refine rounds; refine continues "
+                         "the pipeline given by --from")
     tr.add_argument("--from", dest="source", default=None, help="refine: the trained pipeline to refine")
     tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
     tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
@@ -205,18 +206,33 @@ def _train(args: argparse.Namespace) -> int:
         _require_pipeline(args.source)
     if args.stage == "refine" and "refine" not in config:
         raise PromptError(f"the config {args.config!r} has no refine section")
+    if args.stage == "all":
+        plan = [(name, name, {}) for name in STAGES] + _refine_rounds(config, out)
+    elif args.stage == "refine":
+        plan = [("refine", "refine", {"source": Path(args.source)})]
+    else:
+        plan = [(args.stage, args.stage, {})]
     times_path = out / "times.json"
-    for name in STAGES if args.stage == "all" else (args.stage,):
+    for name, module, kwargs in plan:
         began = time.perf_counter()
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
-        stage = import_module(f".train.stage_{name}", __package__)
-        source = {"source": Path(args.source)} if name == "refine" else {}
-        result = stage.run(config, out, accelerator, resume=args.resume, **source)
+        stage = import_module(f".train.stage_{module}", __package__)
+        result = stage.run(config, out, accelerator, resume=args.resume, **kwargs)
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
         times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
     return 0
+
+
+def _refine_rounds(config: dict, out: Path) -> list[tuple[str, str, dict]]:
+    """`train all` ends with the config's `refine.rounds` refinements, each of the pipeline before it (its own
+    teacher) into OUT/refine-K: the shipped model's lineage, from an empty folder in one command."""
+    plan, source = [], out / "realign" / "pipeline"
+    for k in range(1, config.get("refine", {}).get("rounds", 0) + 1):
+        plan.append((f"refine-{k}", "refine", {"source": source, "name": f"refine-{k}"}))
+        source = out / f"refine-{k}" / "pipeline"
+    return plan
 
 
 def _require_pipeline(source: str) -> None:

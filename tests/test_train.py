@@ -19,7 +19,7 @@ def smoke(tmp_path_factory):
     config["unet"].update(steps=3, batch_size=4, scenes=16)
     config["encoder"].update(lm_steps=3, prefix_steps=2, align_steps=2, batch_size=8, vocab_size=400)
     config["realign"].update(steps=3, batch_size=4, scenes=16)
-    config["refine"].update(lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
+    config["refine"].update(rounds=1, lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
     root = tmp_path_factory.mktemp("run")
     (root / "smoke.json").write_text(json.dumps(config))
     train(root, "all")
@@ -37,7 +37,8 @@ def train(root, stage, *extra):
 
 def test_all_stages_then_generate(smoke):
     out = smoke / "out"
-    assert set(json.loads((out / "times.json").read_text())) == {"vae", "unet", "encoder", "realign"}
+    assert set(json.loads((out / "times.json").read_text())) == {"vae", "unet", "encoder", "realign", "refine-1"}
+    assert (out / "refine-1" / "pipeline" / "model_index.json").is_file()  # all ends with the refine rounds
     logs = [json.loads(line) for line in (out / "realign" / "log.jsonl").read_text().splitlines()]
     assert logs[-1]["step"] == 2 and all(l["loss"] == l["loss"] for l in logs)  # finite, logged
 

@@ -98,30 +98,38 @@ HELD_OUT_TWO: dict[str, list[str]] = {
 }  # fmt: skip
 
 # Two-object training frames composed from parts: every arrangement of the two objects (sides named after or
-# before them, left or right first, joined by "and" or a comma, or one object placed relative to the other) inside
+# before them, left or right first, joined by "and" or a comma, one object placed relative to the other, or the
+# second placed beside the first: "next to {a}", "with {b} to its right") inside
 # every wrapper (requests, imperatives, filler). `{a:C}` takes the wrapper's German case. A composed frame with the
 # structure of a held-out frame is dropped (`held_out_pattern`), so the held-out frames stay unseen.
 ARRANGEMENTS_TWO: dict[str, list[str]] = {
     "en": ["{a:C} and {b:C}", "{a:C} on the left and {b:C} on the right", "{a:C} on the left, {b:C} on the right",
            "{b:C} on the right and {a:C} on the left", "{b:C} on the right, {a:C} on the left",
            "on the left {a:C} and on the right {b:C}", "on the left {a:C}, on the right {b:C}",
-           "on the right {b:C} and on the left {a:C}", "on the right {b:C}, on the left {a:C}", "{a:C} to the left of {b:C}"],
+           "on the right {b:C} and on the left {a:C}", "on the right {b:C}, on the left {a:C}", "{a:C} to the left of {b:C}",
+           "{b:C} on the right, next to {a:C}", "{a:C} on the left, next to {b:C}", "{a:C} with {b:C} to its right",
+           "{b:C} with {a:C} to its left"],
     "de": ["{a:C} und {b:C}", "{a:C} links und {b:C} rechts", "{a:C} links, {b:C} rechts", "{b:C} rechts und {a:C} links",
            "{b:C} rechts, {a:C} links", "links {a:C} und rechts {b:C}", "links {a:C}, rechts {b:C}",
-           "rechts {b:C} und links {a:C}", "rechts {b:C}, links {a:C}", "{a:C} links von {b:dat}"],
+           "rechts {b:C} und links {a:C}", "rechts {b:C}, links {a:C}", "{a:C} links von {b:dat}",
+           "{b:C} rechts, neben {a:dat}", "{a:C} links, neben {b:dat}", "{a:C} mit {b:dat} rechts daneben",
+           "{b:C} mit {a:dat} links daneben"],
     "fr": ["{a:C} et {b:C}", "{a:C} à gauche et {b:C} à droite", "{a:C} à gauche, {b:C} à droite",
            "{b:C} à droite et {a:C} à gauche", "{b:C} à droite, {a:C} à gauche", "à gauche {a:C} et à droite {b:C}",
            "à gauche {a:C}, à droite {b:C}", "à droite {b:C} et à gauche {a:C}", "à droite {b:C}, à gauche {a:C}",
-           "{a:C} à gauche d'{b:C}"],
+           "{a:C} à gauche d'{b:C}", "{b:C} à droite, à côté d'{a:C}", "{a:C} à gauche, à côté d'{b:C}",
+           "{a:C} avec {b:C} à sa droite", "{b:C} avec {a:C} à sa gauche"],
     "it": ["{a:C} e {b:C}", "{a:C} a sinistra e {b:C} a destra", "{a:C} a sinistra, {b:C} a destra",
            "{b:C} a destra e {a:C} a sinistra", "{b:C} a destra, {a:C} a sinistra", "a sinistra {a:C} e a destra {b:C}",
            "a sinistra {a:C}, a destra {b:C}", "a destra {b:C} e a sinistra {a:C}", "a destra {b:C}, a sinistra {a:C}",
-           "{a:C} a sinistra di {b:C}"],
+           "{a:C} a sinistra di {b:C}", "{b:C} a destra, accanto a {a:C}", "{a:C} a sinistra, accanto a {b:C}",
+           "{a:C} con {b:C} alla sua destra", "{b:C} con {a:C} alla sua sinistra"],
     "es": ["{a:C} y {b:C}", "{a:C} a la izquierda y {b:C} a la derecha", "{a:C} a la izquierda, {b:C} a la derecha",
            "{b:C} a la derecha y {a:C} a la izquierda", "{b:C} a la derecha, {a:C} a la izquierda",
            "a la izquierda {a:C} y a la derecha {b:C}", "a la izquierda {a:C}, a la derecha {b:C}",
            "a la derecha {b:C} y a la izquierda {a:C}", "a la derecha {b:C}, a la izquierda {a:C}",
-           "{a:C} a la izquierda de {b:C}"],
+           "{a:C} a la izquierda de {b:C}", "{b:C} a la derecha, junto a {a:C}",
+           "{a:C} a la izquierda, junto a {b:C}", "{a:C} con {b:C} a su derecha", "{b:C} con {a:C} a su izquierda"],
 }  # fmt: skip
 
 WRAPPERS: dict[str, list[tuple[str, str]]] = {  # (wrapper, German case of what it wraps)

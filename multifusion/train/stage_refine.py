@@ -19,8 +19,9 @@ Three phases, each under `train()` (resumable, logged):
     of scenes has two objects, and of their paraphrases a share `loose_pair_prob` joins the objects by filler
     words in no frame's order (`captions.loosely_joined`), so that an unfamiliar phrasing keeps both objects.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
-    images (never both), with a share of empty prompts for guidance; on image, mixed and empty prompts the
-    teacher's prediction for the bare English caption (or for nothing) is a second target (`teacher_weight`).
+    images (never both), with a share of empty prompts for guidance; the teacher's prediction for the bare English
+    caption (or for nothing) is a second target, weighted `teacher_weight` on image, mixed and empty prompts and
+    `text_teacher_weight` on captions.
 
     multifusion train refine --from weights/multifusion-tiny --config tiny --out runs/refined
 """
@@ -66,7 +67,9 @@ def teacher_reader(teacher: MultiFusionPipeline, config: dict[str, Any], n: int 
     return CrossAttentionReader(teacher.unet, conditioning, latents, noise_scheduler(config), seed=config["seed"])
 
 
-def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Path, resume: bool = False) -> Path:
+def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Path, resume: bool = False,
+        name: str = "refine") -> Path:
+    """Refine the pipeline at `source` into OUT/`name`/pipeline."""
     c, canvas = config["refine"], config["canvas"]
     torch.manual_seed(config["seed"])
     teacher = MultiFusionPipeline.from_pretrained(source).to(accelerator.device)
@@ -80,7 +83,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
     step = EncoderStep(encoder, inner, tokenizer, pipe.vision_processor, accelerator.device)
     reader = teacher_reader(teacher, config)
     rng = random.Random(config["seed"])
-    stage, batch, room = out / "refine", c["batch_size"], c["max_length"] - 1
+    stage, batch, room = out / name, c["batch_size"], c["max_length"] - 1
     phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng), tokenizer, room)  # noqa: E731
 
     def lm_loss(_: int) -> torch.Tensor:
@@ -141,9 +144,12 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         index = rng.sample(range(len(items)), c["realign_batch_size"])
         prompts = [condition(items[i][0], rng, tokenizer, c["max_length"], c) for i in index]
         conditioning = pipe.encode(prompts).embeds
-        # image, mixed and empty prompts are also pulled towards the teacher reading the bare English caption
-        # (empty: nothing), so that re-aligning for new phrasings keeps what images and guidance already drew
-        guided = torch.tensor([bool(p.images or not p.segments) for p in prompts])
+        # every prompt is also pulled towards the teacher reading the bare English caption (empty: nothing), image,
+        # mixed and empty ones by `teacher_weight`, captions by `text_teacher_weight`: re-aligning for new
+        # phrasings keeps what images, guidance and the canonical captions already drew
+        weights = torch.tensor([c["teacher_weight"] if p.images or not p.segments else c.get("text_teacher_weight", 0.0)
+                                for p in prompts])  # (0 without the key: the recipe of v2 to v9)
+        guided = weights > 0
         with torch.no_grad():  # the teacher runs only on the guided samples
             canonical = [MultimodalPrompt.of(caption(items[i][0], "en")) if p.segments else p
                          for i, p, g in zip(index, prompts, guided) if g]  # fmt: skip
@@ -156,7 +162,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
             return prediction
 
         return diffusion_loss(unet, scheduler, latents[index].to(accelerator.device), conditioning,
-                              teacher=teacher_prediction, teacher_weights=c["teacher_weight"] * guided.float())  # fmt: skip
+                              teacher=teacher_prediction, teacher_weights=weights)  # fmt: skip
 
     train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
