@@ -158,8 +158,9 @@ def test_ctrl_enter_generates_with_a_new_random_seed_each_run(page, live_app):
     page.wait_for_function(f"() => !document.querySelector('#mf-gallery')?.innerText.includes({first[0]!r})", timeout=60000)
     second = captions(page)
     assert first[0].startswith("seed ") and second[0].startswith("seed ") and first != second
-    page.click("text=Reuse last seed")  # the last run's seed, to make it again
-    assert page.locator("#mf-seed input[type=number]").input_value() == second[0].removeprefix("seed ")
+    page.click("text=Reuse last seed")  # the last run's seed, to make it again (the box fills when the server answers)
+    last = second[0].removeprefix("seed ")
+    page.wait_for_function(f"() => document.querySelector('#mf-seed input[type=number]').value === {last!r}", timeout=10000)
     page.locator(".mf-text").nth(0).fill("")  # a mistake keeps the pictures already made
     page.keyboard.press("Control+Enter")
     page.get_by_text("segment 1 (text) is empty").first.wait_for(timeout=30000)
