@@ -39,6 +39,13 @@ def differs(a, b, tolerance=1e-4):
     return float(np.abs(np.asarray(a) - np.asarray(b)).max()) > tolerance
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so that fixtures can tell whether the test failed."""
+    outcome = yield
+    setattr(item, f"report_{call.when}", outcome.get_result())
+
+
 def free_port():
     import socket
 

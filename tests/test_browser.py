@@ -34,11 +34,15 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, live_app):
+def page(browser, live_app, request):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     open_studio(page, live_app[0])
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:  # what the page showed, for CI's artefacts
+        page.screenshot(path=str(SHOTS / f"failed-{request.node.name}.png"), full_page=True)
+        print(f"studio at failure: {len(live_app[1].line)} jobs in line")
     page.close()
 
 
@@ -347,7 +351,9 @@ def test_generate_is_a_few_tab_presses_from_the_last_card(page):
 
 def test_a_nine_image_sweep_shows_every_image_and_caption(page):
     page.get_by_role("tab", name="Weight sweep").click()
+    page.get_by_role("button", name="Sweep").wait_for()  # the tab's content is drawn: a value typed now stays
     set_number(page, "mf-sweep-count", 9)
+    playwright.expect(page.locator("#mf-sweep-count input[type=range]")).to_have_value("9")
     page.get_by_role("button", name="Sweep").click()
     page.wait_for_function("() => document.querySelectorAll('#mf-sweep-gallery .caption-label').length === 9", timeout=60000)
     labels = page.locator("#mf-sweep-gallery .caption-label").all_inner_texts()

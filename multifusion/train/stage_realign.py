@@ -63,7 +63,8 @@ def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str
         return MultimodalPrompt()
     if draw < c["uncond_prob"] + c["image_prob"]:
         return object_prompt(scene, rng, c["mixed_prob"])
-    return MultimodalPrompt.of(fitting(lambda: random_caption(scene, "en", rng, mixed_prob=0.0), tokenizer, max_length - 1))
+    text = lambda: random_caption(scene, "en", rng, mixed_prob=0.0, right_first=c.get("right_first"))  # noqa: E731
+    return MultimodalPrompt.of(fitting(text, tokenizer, max_length - 1))
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:
