@@ -170,20 +170,10 @@ def decorate(text: str, rng: random.Random) -> str:
     return text
 
 
-def names_right_first(frame: str) -> bool:
-    """Whether a two-object frame names the right-hand object ({b}) before the left-hand one ({a})."""
-    return frame.index("{b") < frame.index("{a")
-
-
-def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1,
-                   right_first: float | None = None) -> str:  # fmt: skip
+def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1) -> str:
     """A caption from a random frame of `split`, colour form and size mention, decorated; with two objects the
-    second is named in another language with probability `mixed_prob`, and (unless `right_first` is None, when
-    every frame is equally likely) the right-hand object is named first with probability `right_first`."""
+    second is named in another language with probability `mixed_prob`."""
     templates = frames(len(scene.objects), lang, split)
-    if len(scene.objects) == 2 and right_first is not None:
-        first = rng.random() < right_first
-        templates = [t for t in templates if names_right_first(t) == first] or templates
     langs = (lang,)
     if len(scene.objects) == 2 and rng.random() < mixed_prob:
         langs = (lang, rng.choice([other for other in LANGUAGES if other != lang]))

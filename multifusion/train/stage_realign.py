@@ -57,14 +57,14 @@ def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: d
 def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str, Any]) -> MultimodalPrompt:
     """What one re-alignment sample is conditioned on: nothing (share `uncond_prob`), its objects' varied images
     (share `image_prob`; of two-object scenes a share `mixed_prob` with one object in words), or else an English
-    training-frame caption (English only, as in the paper)."""
+    training-frame caption: English, as in the paper, or in any of `caption_languages` where the section names them."""
     draw = rng.random()
     if draw < c["uncond_prob"]:
         return MultimodalPrompt()
     if draw < c["uncond_prob"] + c["image_prob"]:
         return object_prompt(scene, rng, c["mixed_prob"])
-    text = lambda: random_caption(scene, "en", rng, mixed_prob=0.0, right_first=c.get("right_first"))  # noqa: E731
-    return MultimodalPrompt.of(fitting(text, tokenizer, max_length - 1))
+    lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"  # (no draw: v12's stream)
+    return MultimodalPrompt.of(fitting(lambda: random_caption(scene, lang, rng, mixed_prob=0.0), tokenizer, max_length - 1))
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:

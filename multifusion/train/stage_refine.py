@@ -84,8 +84,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
     reader = teacher_reader(teacher, config)
     rng = random.Random(config["seed"])
     stage, batch, room = out / name, c["batch_size"], c["max_length"] - 1
-    order = c.get("right_first")  # the share of two-object captions naming the right object first (None: the frames')
-    phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng, right_first=order), tokenizer, room)  # noqa: E731
+    phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng), tokenizer, room)  # noqa: E731
 
     def lm_loss(_: int) -> torch.Tensor:
         prompts = []
