@@ -124,6 +124,22 @@ def test_vae_loss_weights_the_objects_pixels():
         assert object_weighted_mse(on_object, pixels, weight) == pytest.approx(weight * on_background_cost)
 
 
+def test_re_alignment_captions_come_in_the_languages_the_section_names(shared_pipe):
+    """English only by default (the paper's stage 4); `caption_languages` spreads the captions over languages."""
+    from multifusion.shapes.world import random_scene
+    from multifusion.train.stage_realign import condition
+
+    def captions(**languages):
+        rng, section = random.Random(0), {"uncond_prob": 0.0, "image_prob": 0.0, "mixed_prob": 0.0, **languages}
+        return [condition(random_scene(rng), rng, shared_pipe.tokenizer, 56, section).segments[0].text for _ in range(200)]
+
+    german = ("Kreis", "Quadrat", "Dreieck", "Stern", "Herz")
+    assert not any(word in text for text in captions() for word in german)
+    assert all(any(word in text for word in german) for text in captions(caption_languages=["de"]))
+    mixed = captions(caption_languages=["en", "de"])
+    assert 40 < sum(any(word in text for word in german) for text in mixed) < 160
+
+
 def test_token_matching_is_a_soft_set_similarity():
     """The alignment similarity: a prompt matches itself fully, whatever the order of its token states, and an
     unrelated prompt less."""

@@ -63,7 +63,8 @@ def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str
         return MultimodalPrompt()
     if draw < c["uncond_prob"] + c["image_prob"]:
         return object_prompt(scene, rng, c["mixed_prob"])
-    lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"  # (no draw: v12's stream)
+    lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"  # no draw for English only:
+    # the scenes and captions of English-only runs stay as they were
     return MultimodalPrompt.of(fitting(lambda: random_caption(scene, lang, rng, mixed_prob=0.0), tokenizer, max_length - 1))
 
 
