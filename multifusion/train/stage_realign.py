@@ -56,15 +56,15 @@ def fit_cross_attention(unet, pipe: MultiFusionPipeline, text_encoder, config: d
 
 def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str, Any]) -> MultimodalPrompt:
     """What one re-alignment sample is conditioned on: nothing (share `uncond_prob`), its objects' varied images
-    (share `image_prob`; of two-object scenes a share `mixed_prob` with one object in words), or else an English
-    training-frame caption: English, as in the paper, or in any of `caption_languages` where the section names them."""
+    (share `image_prob`; of two-object scenes a share `mixed_prob` with one object in words), or else a
+    training-frame caption: in English as in the paper, or in one of the section's `caption_languages`."""
     draw = rng.random()
     if draw < c["uncond_prob"]:
         return MultimodalPrompt()
     if draw < c["uncond_prob"] + c["image_prob"]:
         return object_prompt(scene, rng, c["mixed_prob"])
-    lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"  # no draw for English only:
-    # the scenes and captions of English-only runs stay as they were
+    # without the key no language is drawn, so English-only runs keep their random stream
+    lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"
     return MultimodalPrompt.of(fitting(lambda: random_caption(scene, lang, rng, mixed_prob=0.0), tokenizer, max_length - 1))
 
 
