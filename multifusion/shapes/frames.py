@@ -132,21 +132,6 @@ ARRANGEMENTS_TWO: dict[str, list[str]] = {
            "{a:C} a la izquierda, junto a {b:C}", "{a:C} con {b:C} a su derecha", "{b:C} con {a:C} a su izquierda"],
 }  # fmt: skip
 
-# A side relative to one object, named before both objects ("to the right of {a}, {b}"): composed only with the
-# wrappers that let it lead the sentence ("{}", "{}, please", ...), where a fronted phrase stays grammatical.
-FRONTED_TWO: dict[str, list[str]] = {
-    "en": ["to the left of {b:C}, {a:C}", "to the right of {a:C}, {b:C}", "to the left of {b:C} is {a:C}",
-           "to the right of {a:C} is {b:C}"],
-    "de": ["links von {b:dat}, {a:C}", "rechts von {a:dat}, {b:C}", "links von {b:dat} ist {a:C}",
-           "rechts von {a:dat} ist {b:C}"],
-    "fr": ["à gauche d'{b:C}, {a:C}", "à droite d'{a:C}, {b:C}", "à gauche d'{b:C}, il y a {a:C}",
-           "à droite d'{a:C}, il y a {b:C}"],
-    "it": ["a sinistra di {b:C}, {a:C}", "a destra di {a:C}, {b:C}", "a sinistra di {b:C} c'è {a:C}",
-           "a destra di {a:C} c'è {b:C}"],
-    "es": ["a la izquierda de {b:C}, {a:C}", "a la derecha de {a:C}, {b:C}", "a la izquierda de {b:C} hay {a:C}",
-           "a la derecha de {a:C} hay {b:C}"],
-}  # fmt: skip
-
 WRAPPERS: dict[str, list[tuple[str, str]]] = {  # (wrapper, German case of what it wraps)
     "en": [(w, "nom") for w in ("{}", "draw {}", "please draw {}", "show me {}", "a picture of {}", "an image with {}",
                                 "paint {}", "I want {}", "{}, please", "{}, nothing else", "can you draw {}?", "make {}")],
@@ -171,13 +156,12 @@ def held_out_pattern(frame: str) -> re.Pattern:
 
 
 def composed_two(lang: str) -> list[str]:
-    """Every arrangement in every wrapper (fronted ones in the wrappers that start with them), minus those with a
-    held-out frame's structure."""
+    """Every arrangement in every wrapper, minus those with a held-out frame's structure."""
     held_out = [held_out_pattern(f) for f in HELD_OUT_TWO[lang]]
     composed = []
     for wrapper, case in WRAPPERS[lang]:
         slot = "" if case == "nom" else f":{case}"
-        for arrangement in ARRANGEMENTS_TWO[lang] + (FRONTED_TWO[lang] if wrapper.startswith("{}") else []):
+        for arrangement in ARRANGEMENTS_TWO[lang]:
             frame = wrapper.format(arrangement.replace(":C}", slot + "}"))
             if not any(p.match(frame.lower()) for p in held_out):
                 composed.append(frame)
