@@ -142,9 +142,20 @@ def test_examples_load_into_the_composer(page):
 
 # --- daily use: keys, focus, drops, paste, reload, history, notices, small screens, a fair queue -----------------
 def set_number(page, elem_id, value):
+    """Type a value and wait until the component holds it: a freshly drawn tab may redraw once and drop it."""
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+    shown = page.locator(f"#{elem_id} input[type=range], #{elem_id} input[type=number]").first
+    for _ in range(5):
+        box.fill(str(value))
+        box.press("Enter")
+        try:
+            playwright.expect(shown).to_have_value(str(value), timeout=2000)
+            page.wait_for_timeout(300)
+            playwright.expect(shown).to_have_value(str(value), timeout=100)  # and it stays
+            return
+        except AssertionError:
+            continue
+    playwright.expect(shown).to_have_value(str(value))
 
 
 def captions(page, gallery="#mf-gallery"):
