@@ -363,9 +363,8 @@ def test_generate_is_a_few_tab_presses_from_the_last_card(page):
 def test_a_nine_image_sweep_shows_every_image_and_caption(page):
     page.get_by_role("tab", name="Weight sweep").click()
     sweep = page.get_by_role("button", name="Sweep")
-    sweep.wait_for()  # the tab's content is drawn: a value typed now stays
+    sweep.wait_for()
     set_number(page, "mf-sweep-count", 9)
-    playwright.expect(page.locator("#mf-sweep-count input[type=range]")).to_have_value("9")
     sweep.click()
     page.wait_for_function("() => document.querySelectorAll('#mf-sweep-gallery .caption-label').length === 9", timeout=60000)
     labels = page.locator("#mf-sweep-gallery .caption-label").all_inner_texts()
