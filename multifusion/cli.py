@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = commands.add_parser("train", help="run a stage of the training recipe (vae, unet, encoder, realign) or all")
     tr.add_argument("stage", choices=(*STAGES, "all", "refine"),
-                    help="the stage to run; all runs the four in order, then the config's refine rounds; refine continues "
-                         "the pipeline given by --from")
+                    help="the stage to run; all runs the four in order, then the config's refine rounds and their "
+                         "average; refine continues the pipeline given by --from")
     tr.add_argument("--from", dest="source", default=None, help="refine: the trained pipeline to refine")
     tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
     tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
@@ -227,11 +227,18 @@ def _train(args: argparse.Namespace) -> int:
 
 def _refine_rounds(config: dict, out: Path) -> list[tuple[str, str, dict]]:
     """`train all` ends with the config's `refine.rounds` refinements, each of the pipeline before it (its own
-    teacher) into OUT/refine-K: the shipped model's lineage, from an empty folder in one command."""
-    plan, source = [], out / "realign" / "pipeline"
-    for k in range(1, config.get("refine", {}).get("rounds", 0) + 1):
+    teacher) into OUT/refine-K, and with `refine.average_last` of them averaged into OUT/average: the shipped
+    model's lineage, from an empty folder in one command."""
+    plan, source, refine = [], out / "realign" / "pipeline", config.get("refine", {})
+    rounds = [out / f"refine-{k}" / "pipeline" for k in range(1, refine.get("rounds", 0) + 1)]
+    for k, pipeline in enumerate(rounds, 1):
         plan.append((f"refine-{k}", "refine", {"source": source, "name": f"refine-{k}"}))
-        source = out / f"refine-{k}" / "pipeline"
+        source = pipeline
+    last = refine.get("average_last", 0)
+    if last >= 2:  # then the mean of the last rounds' weights: OUT/average/pipeline
+        if last > len(rounds):
+            raise PromptError(f"refine.average_last is {last} but refine.rounds only {len(rounds)}")
+        plan.append(("average", "average", {"sources": rounds[-last:]}))
     return plan
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from multifusion.train.config import load_config
 
@@ -19,7 +20,7 @@ def smoke(tmp_path_factory):
     config["unet"].update(steps=3, batch_size=4, scenes=16)
     config["encoder"].update(lm_steps=3, prefix_steps=2, align_steps=2, batch_size=8, vocab_size=400)
     config["realign"].update(steps=3, batch_size=4, scenes=16)
-    config["refine"].update(rounds=1, lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
+    config["refine"].update(rounds=2, average_last=2, lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
     root = tmp_path_factory.mktemp("run")
     (root / "smoke.json").write_text(json.dumps(config))
     train(root, "all")
@@ -37,8 +38,8 @@ def train(root, stage, *extra):
 
 def test_all_stages_then_generate(smoke):
     out = smoke / "out"
-    assert set(json.loads((out / "times.json").read_text())) == {"vae", "unet", "encoder", "realign", "refine-1"}
-    assert (out / "refine-1" / "pipeline" / "model_index.json").is_file()  # all ends with the refine rounds
+    stages = {"vae", "unet", "encoder", "realign", "refine-1", "refine-2", "average"}
+    assert set(json.loads((out / "times.json").read_text())) == stages  # all ends with the refine rounds, averaged
     logs = [json.loads(line) for line in (out / "realign" / "log.jsonl").read_text().splitlines()]
     assert logs[-1]["step"] == 2 and all(l["loss"] == l["loss"] for l in logs)  # finite, logged
 
@@ -70,6 +71,35 @@ def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):
     reference = draw_object(ShapeObject("star", "red", "large"), 300, (255, 255, 255), random.Random(0))
     prompt = MultimodalPrompt.of("could you please paint ", ImageSegment(reference), "?")
     assert pipe(prompt, num_inference_steps=2).images[0].size == (64, 64)
+
+
+def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
+    """OUT/average/pipeline holds the parameter-wise mean of the two rounds' encoder and U-Net, and generates."""
+    from multifusion import MultiFusionPipeline
+
+    out = smoke / "out"
+    first, second, mean = (MultiFusionPipeline.from_pretrained(out / d / "pipeline") for d in ("refine-1", "refine-2", "average"))
+    for name in ("encoder", "unet"):
+        a, b, m = (dict(getattr(p, name).named_parameters()) for p in (first, second, mean))
+        assert any(not torch.equal(a[k], b[k]) for k in a)  # the rounds differ, so the test can tell
+        assert all(torch.allclose(m[k], (a[k] + b[k]) / 2) for k in a)
+    assert (out / "average" / "pipeline" / "vocabulary.txt").is_file()
+    assert mean("a red circle", num_inference_steps=2).images[0].size == (64, 64)
+
+
+def test_averaging_refuses_pipelines_of_different_architectures(smoke, tmp_path):
+    from multifusion.train.stage_average import average_pipelines
+
+    small = smoke / "out" / "realign" / "pipeline"
+    with pytest.raises(ValueError, match="two or more"):
+        average_pipelines([small], tmp_path / "one")
+    config = json.loads((smoke / "smoke.json").read_text())
+    config["refine"]["average_last"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    result = subprocess.run([sys.executable, "-m", "multifusion.cli", "train", "all", "--config", str(tmp_path / "bad.json"),
+                             "--out", str(tmp_path / "x")], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and "average_last is 3 but refine.rounds only 2" in result.stderr
+    assert not (tmp_path / "x").exists()  # refused before any stage ran
 
 
 def test_refine_needs_a_pipeline(smoke):
