@@ -295,6 +295,8 @@ def _real_data_stage(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise PromptError(f"--data: {error}") from None
     result = stage.run(args.source, args.data, Path(args.out), accelerator, config, resume=args.resume)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # every process leaves the group together (one exiting with it open can abort)
     print(f"{args.command}: saved {result}")
     return 0
 
