@@ -87,12 +87,19 @@ def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
     assert mean("a red circle", num_inference_steps=2).images[0].size == (64, 64)
 
 
-def test_averaging_refuses_pipelines_of_different_architectures(smoke, tmp_path):
+def test_averaging_refuses_what_is_not_two_rounds_of_one_run(smoke, tmp_path):
+    """Pipelines of other architectures, a lone pipeline, or more rounds than the config runs: a clear error, and
+    nothing written."""
+    from multifusion.testing import tiny_pipeline
     from multifusion.train.stage_average import average_pipelines
 
-    small = smoke / "out" / "realign" / "pipeline"
+    trained = smoke / "out" / "realign" / "pipeline"
+    tiny_pipeline().save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="differs in architecture"):
+        average_pipelines([trained, tmp_path / "other"], tmp_path / "mixed")
     with pytest.raises(ValueError, match="two or more"):
-        average_pipelines([small], tmp_path / "one")
+        average_pipelines([trained], tmp_path / "one")
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "one").exists()
     config = json.loads((smoke / "smoke.json").read_text())
     config["refine"]["average_last"] = 3
     (tmp_path / "bad.json").write_text(json.dumps(config))
