@@ -207,7 +207,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.stage == "refine" and "refine" not in config:
         raise PromptError(f"the config {args.config!r} has no refine section")
     if args.stage == "all":
-        plan = [(name, name, {}) for name in STAGES] + _refine_rounds(config, out)
+        plan = [(name, name, {}) for name in STAGES] + _after_stage_four(config, out)
     elif args.stage == "refine":
         plan = [("refine", "refine", {"source": Path(args.source)})]
     else:
@@ -225,20 +225,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refine_rounds(config: dict, out: Path) -> list[tuple[str, str, dict]]:
+def _after_stage_four(config: dict, out: Path) -> list[tuple[str, str, dict]]:
     """`train all` ends with the config's `refine.rounds` refinements, each of the pipeline before it (its own
-    teacher) into OUT/refine-K, and with `refine.average_last` of them averaged into OUT/average: the shipped
-    model's lineage, from an empty folder in one command."""
-    plan, source, refine = [], out / "realign" / "pipeline", config.get("refine", {})
-    rounds = [out / f"refine-{k}" / "pipeline" for k in range(1, refine.get("rounds", 0) + 1)]
-    for k, pipeline in enumerate(rounds, 1):
+    teacher) into OUT/refine-K, then, if `refine.average_last` is 2 or more, the mean of that many last rounds
+    into OUT/average: the shipped model's lineage, from an empty folder in one command."""
+    refine = config.get("refine", {})
+    rounds, last = refine.get("rounds", 0), refine.get("average_last", 0)
+    if not isinstance(last, int) or not 0 <= last <= rounds or last == 1:
+        raise PromptError(f"refine.average_last is {last!r}: 0 (no average) or 2 to refine.rounds ({rounds})")
+    plan, source = [], out / "realign" / "pipeline"
+    round_pipelines = []
+    for k in range(1, rounds + 1):
         plan.append((f"refine-{k}", "refine", {"source": source, "name": f"refine-{k}"}))
-        source = pipeline
-    last = refine.get("average_last", 0)
-    if last >= 2:  # then the mean of the last rounds' weights: OUT/average/pipeline
-        if last > len(rounds):
-            raise PromptError(f"refine.average_last is {last} but refine.rounds only {len(rounds)}")
-        plan.append(("average", "average", {"sources": rounds[-last:]}))
+        source = out / f"refine-{k}" / "pipeline"
+        round_pipelines.append(source)
+    if last:
+        plan.append(("average", "average", {"sources": round_pipelines[-last:]}))
     return plan
 
 

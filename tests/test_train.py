@@ -87,9 +87,7 @@ def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
     assert mean("a red circle", num_inference_steps=2).images[0].size == (64, 64)
 
 
-def test_averaging_refuses_what_is_not_two_rounds_of_one_run(smoke, tmp_path):
-    """Pipelines of other architectures, a lone pipeline, or more rounds than the config runs: a clear error, and
-    nothing written."""
+def test_averaging_refuses_a_lone_pipeline_or_another_architecture(smoke, tmp_path):
     from multifusion.testing import tiny_pipeline
     from multifusion.train.stage_average import average_pipelines
 
@@ -97,16 +95,33 @@ def test_averaging_refuses_what_is_not_two_rounds_of_one_run(smoke, tmp_path):
     tiny_pipeline().save_pretrained(tmp_path / "other")
     with pytest.raises(ValueError, match="differs in architecture"):
         average_pipelines([trained, tmp_path / "other"], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()  # nothing written
     with pytest.raises(ValueError, match="two or more"):
         average_pipelines([trained], tmp_path / "one")
-    assert not (tmp_path / "mixed").exists() and not (tmp_path / "one").exists()
-    config = json.loads((smoke / "smoke.json").read_text())
-    config["refine"]["average_last"] = 3
+
+
+def test_all_averages_the_last_rounds_the_config_names(tmp_path):
+    """Three rounds, the last two averaged (the tiny recipe); an impossible `average_last` is refused before any
+    stage runs."""
+    from multifusion.cli import _after_stage_four
+    from multifusion.errors import PromptError
+
+    out = tmp_path / "out"
+    plan = _after_stage_four({"refine": {"rounds": 3, "average_last": 2}}, out)
+    assert [name for name, _, _ in plan] == ["refine-1", "refine-2", "refine-3", "average"]
+    assert plan[-1][2]["sources"] == [out / "refine-2" / "pipeline", out / "refine-3" / "pipeline"]
+    assert plan[2][2]["source"] == out / "refine-2" / "pipeline"  # each round refines the one before
+    assert [name for name, _, _ in _after_stage_four({"refine": {"rounds": 2}}, out)] == ["refine-1", "refine-2"]
+    for bad in (1, 4, "2"):
+        with pytest.raises(PromptError, match="average_last"):
+            _after_stage_four({"refine": {"rounds": 3, "average_last": bad}}, out)
+    config = json.loads(json.dumps(load_config("tiny")))
+    config["refine"]["average_last"] = 9
     (tmp_path / "bad.json").write_text(json.dumps(config))
     result = subprocess.run([sys.executable, "-m", "multifusion.cli", "train", "all", "--config", str(tmp_path / "bad.json"),
-                             "--out", str(tmp_path / "x")], capture_output=True, text=True)  # fmt: skip
-    assert result.returncode == 2 and "average_last is 3 but refine.rounds only 2" in result.stderr
-    assert not (tmp_path / "x").exists()  # refused before any stage ran
+                             "--out", str(out)], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2 and "refine.average_last is 9" in result.stderr
+    assert not out.exists()  # refused before any stage ran
 
 
 def test_refine_needs_a_pipeline(smoke):

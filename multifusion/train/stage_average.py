@@ -24,26 +24,28 @@ AVERAGED = ("encoder", "unet", "vae")  # the trained components; tokenizer and v
 
 def average_pipelines(sources: list[Path], target: Path) -> Path:
     """Save at `target` the first of `sources` with every floating-point weight of its trained components replaced
-    by the mean over all `sources`, which must be pipelines of one architecture (rounds of one lineage)."""
+    by the mean over all `sources`. They must share one architecture (the same parameter names and shapes); only
+    rounds of one run, which share their start, average into a working pipeline."""
     if len(sources) < 2:
         raise ValueError(f"averaging needs two or more pipelines, got {len(sources)}")
     pipes = [MultiFusionPipeline.from_pretrained(source) for source in sources]
-    for name in AVERAGED:
-        states = [getattr(pipe, name).state_dict() for pipe in pipes]
-        for source, state in zip(sources[1:], states[1:]):
-            if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in states[0].items()}:
-                raise ValueError(f"{source}: its {name} differs in architecture from {sources[0]}'s; only pipelines "
-                                 "of one lineage (refine rounds of one run) can be averaged")  # fmt: skip
-        mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v
-                for k, v in states[0].items()}  # fmt: skip
+    states = {name: [getattr(pipe, name).state_dict() for pipe in pipes] for name in AVERAGED}
+    for name, per_pipe in states.items():
+        shapes = [{k: v.shape for k, v in state.items()} for state in per_pipe]
+        for source, other in zip(sources[1:], shapes[1:]):
+            if other != shapes[0]:
+                raise ValueError(f"{source}: its {name} differs in architecture from {sources[0]}'s; only refine "
+                                 "rounds of one run can be averaged")  # fmt: skip
+    for name, per_pipe in states.items():
+        mean = {k: torch.stack([s[k].float() for s in per_pipe]).mean(0).to(v.dtype) if v.is_floating_point() else v
+                for k, v in per_pipe[0].items()}  # fmt: skip
         getattr(pipes[0], name).load_state_dict(mean)
     pipes[0].save_pretrained(target)
     write_vocabulary(target)  # the words it can know, for the studio
     return target
 
 
-def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False,
-        sources: list[Path] | None = None) -> Path:
-    """Average `sources` (the last `refine.average_last` rounds) into OUT/average/pipeline; seconds, so a resumed
-    run simply redoes it."""
-    return average_pipelines(list(sources or []), out / "average" / "pipeline")
+def run(config: dict[str, Any], out: Path, accelerator: Accelerator, *, sources: list[Path], resume: bool = False) -> Path:
+    """Average `sources` (the last `refine.average_last` rounds) into OUT/average/pipeline; it takes seconds, so a
+    resumed run simply redoes it."""
+    return average_pipelines(sources, out / "average" / "pipeline")
