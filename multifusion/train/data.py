@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +12,15 @@ from PIL import Image
 
 from ..shapes.captions import LANGUAGES, random_caption
 from ..shapes.render import render_scene
+from ..shapes.vocabulary import write_vocabulary
 from ..shapes.world import Scene, random_scene
+
+
+def save_pipeline(pipe, path: Path) -> Path:
+    """Save a trained pipeline with the shapes vocabulary it can know (`vocabulary.txt`, for the studio)."""
+    pipe.save_pretrained(path)
+    write_vocabulary(path)
+    return path
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 
 from ..pipeline import MultiFusionPipeline
-from ..shapes.vocabulary import write_vocabulary
+from .data import save_pipeline
 
 AVERAGED = ("encoder", "unet", "vae")  # the trained components; tokenizer and vision processor are shared
 
@@ -40,9 +40,7 @@ def average_pipelines(sources: list[Path], target: Path) -> Path:
         mean = {k: torch.stack([s[k].float() for s in per_pipe]).mean(0).to(v.dtype) if v.is_floating_point() else v
                 for k, v in per_pipe[0].items()}  # fmt: skip
         getattr(pipes[0], name).load_state_dict(mean)
-    pipes[0].save_pretrained(target)
-    write_vocabulary(target)  # the words it can know, for the studio
-    return target
+    return save_pipeline(pipes[0], target)
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, *, sources: list[Path], resume: bool = False) -> Path:

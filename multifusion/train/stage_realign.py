@@ -25,9 +25,9 @@ from ..pipeline import MultiFusionPipeline
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
 from ..shapes.captions import N_FRAMES, caption, random_caption
-from ..shapes.vocabulary import write_vocabulary
 from ..shapes.world import random_scene
-from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes, schedule, shared_tokenizer
+from .data import (diffusion_loss, encode_latents, fitting, noise_scheduler, save_pipeline, scenes, schedule,
+                   shared_tokenizer)
 from .loop import train
 from .stage_encoder import object_prompt, vision_processor
 from .stage_unet import load_text_encoder
@@ -101,6 +101,4 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: boo
 
     train("realign", cross_attention, [unet], loss_fn, c["steps"], c["lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
-    pipe.save_pretrained(stage / "pipeline")
-    write_vocabulary(stage / "pipeline")  # the words it can know, for the studio
-    return stage / "pipeline"
+    return save_pipeline(pipe, stage / "pipeline")

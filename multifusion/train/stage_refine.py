@@ -40,9 +40,8 @@ from ..pipeline import MultiFusionPipeline
 from ..prompt import MultimodalPrompt
 from ..shapes.augment import varied_reference
 from ..shapes.captions import LANGUAGES, N_FRAMES, caption, loosely_joined, random_caption
-from ..shapes.vocabulary import write_vocabulary
 from ..shapes.world import Scene, near_miss, random_object, random_scene
-from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, scenes
+from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, save_pipeline, scenes
 from .loop import train
 from .reading import CrossAttentionReader
 from .stage_encoder import EncoderStep, info_nce, object_prompt, restated, token_matching
@@ -166,7 +165,5 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
 
     train("refine-realign", cross_attention, [unet], realign_loss, c["realign_steps"], c["realign_lr"], stage, accelerator, resume)
     pipe.unet = accelerator.unwrap_model(unet).eval()
-    pipe.save_pretrained(stage / "pipeline")
-    write_vocabulary(stage / "pipeline")  # the words it can know, for the studio
-    return stage / "pipeline"
+    return save_pipeline(pipe, stage / "pipeline")
 
