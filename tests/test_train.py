@@ -115,7 +115,7 @@ def test_all_averages_the_last_rounds_the_config_names(tmp_path):
     for bad in (1, 4, "2"):
         with pytest.raises(PromptError, match="average_last"):
             _after_stage_four({"refine": {"rounds": 3, "average_last": bad}}, out)
-    config = json.loads(json.dumps(load_config("tiny")))
+    config = load_config("tiny")  # a fresh dict, read from its file
     config["refine"]["average_last"] = 9
     (tmp_path / "bad.json").write_text(json.dumps(config))
     result = subprocess.run([sys.executable, "-m", "multifusion.cli", "train", "all", "--config", str(tmp_path / "bad.json"),
