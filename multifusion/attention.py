@@ -68,6 +68,16 @@ def key_bias(factors: torch.Tensor) -> torch.Tensor:
     return torch.log(factors)
 
 
+def place_bias(bias: torch.Tensor | None, manipulated: bool) -> torch.Tensor | None:
+    """The bias one attention gets: all of `bias` where the manipulation mode acts, elsewhere only its masked
+    columns. A weight of 0 removes its segment from every attention, whatever the mode: otherwise its own tokens
+    (and, in the Qwen family, its reference latents) would still reach the picture through the unmanipulated one."""
+    if bias is None or manipulated:
+        return bias
+    removed = torch.isneginf(bias)
+    return torch.where(removed, bias, torch.zeros_like(bias)) if bool(removed.any()) else None
+
+
 def masked_value(dtype: torch.dtype) -> float:
     """What stands for -inf in a mask of `dtype`: half its most negative finite value. exp() of it is exactly 0
     as -inf's is, but a row whose every key is masked stays finite (uniform, not NaN), and adding a score or a

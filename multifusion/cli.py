@@ -44,15 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     gen.add_argument("--scheduler", default=None, help="sampler: dpm++2m, dpm++2m-karras, dpm++3m, unipc, euler, euler-a, "
                      "ddim (default: the model's)")  # fmt: skip
-    gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (default: 5)")
+    gen.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the first image; image i uses seed + i")
     gen.add_argument("--width", type=int, default=None, help="width in pixels (default: the model's)")
     gen.add_argument("--height", type=int, default=None, help="height in pixels (default: the model's)")
     gen.add_argument("--num-images", type=int, default=1, help="number of images (default: 1)")
     gen.add_argument("--negative", default=None, help="negative prompt, in the prompt syntax")
-    gen.add_argument("--manipulate", choices=("encoder", "unet", "both"), default="both",
-                     help="where segment weights act (default: both)")  # fmt: skip
-    gen.add_argument("--no-balance", action="store_true", help="turn off the automatic text/image balance")
+    gen.add_argument("--manipulate", choices=("both", "encoder", "unet", "transformer"), default="both",
+                     help="where segment weights act: both, encoder, and the denoiser: unet (MultiFusion models) or "
+                     "transformer (Qwen-Image) (default: both)")  # fmt: skip
+    gen.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
+                     help="balance text against images when images have more tokens (default: the model's)")
     gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     gen.add_argument("--out", default="multifusion.png",
                      help="output PNG; with several images, NAME-1.png, NAME-2.png, ... (default: multifusion.png)")  # fmt: skip
@@ -183,7 +185,7 @@ def _load_runtime(model_arg: str | None, device: str | None, scheduler: str | No
         return Runtime.load(model, RuntimeOptions(device=device, scheduler=scheduler)), model
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PromptError(f"cannot load a MultiFusion pipeline from {model!r}: {first_line}") from None
+        raise PromptError(f"cannot load a pipeline from {model!r}: {first_line}") from None
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -348,6 +350,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out and not Path(args.out).parent.is_dir():
         raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
     runtime, model = _load_runtime(args.model, args.device, args.scheduler)
+    if runtime.info.family != "MultiFusionPipeline":
+        raise PromptError(f"eval scores pictures of the shapes world, which only MultiFusion models draw; {model} is a "
+                          f"{runtime.info.family}")  # fmt: skip
     steps = runtime.default_steps if args.steps is None else args.steps
     if args.guidance_end is not None and not 0 <= args.guidance_end <= 1:
         raise PromptError(f"--guidance-end must be from 0 to 1, got {args.guidance_end}")
@@ -369,7 +374,7 @@ def _generate(args: argparse.Namespace) -> int:
     negative = parse_prompt(args.negative).validate(allow_empty=True) if args.negative else None
     settings = GenerationSettings(
         steps=args.steps, guidance=args.guidance, seed=args.seed, width=args.width, height=args.height,
-        num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=not args.no_balance,
+        num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=args.balance,
     )  # fmt: skip
     settings.validate(size_multiple=1)  # cheap checks now; the model's size multiple once it is loaded
     paths = _output_paths(args.out, args.num_images, args.mkdir)

@@ -7,6 +7,8 @@ and from `vocabulary.txt` (one word per line) where the model declares a closed 
     multifusion:
       draws: one or two flat shapes ...
       languages: [en, de, fr, it, es]
+      native_size: 64         # optional: what the model's family cannot tell from its configs
+      default_steps: 4        #   (native_size, default_steps, default_guidance, max_images, reference_pixels)
     ---
 
 A card that is missing or unreadable declares nothing; it never stops a model from loading.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -26,11 +28,15 @@ from .shapes.vocabulary import FILE_NAME, words_of
 LOG = logging.getLogger(__name__)
 
 
+SETTINGS = ("native_size", "default_steps", "default_guidance", "max_images", "reference_pixels")  # numbers a card may set
+
+
 @dataclass(frozen=True)
 class ModelCard:
     draws: str | None = None
     languages: tuple[str, ...] = ()
     vocabulary: frozenset[str] | None = None
+    settings: dict[str, float] = field(default_factory=dict)  # of SETTINGS, those the card declares
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ModelCard:
@@ -45,7 +51,8 @@ class ModelCard:
         if vocabulary_file.is_file():
             vocabulary = frozenset(line.strip().lower() for line in vocabulary_file.read_text(encoding="utf-8").splitlines() if line.strip())
         draws, languages = declared.get("draws"), declared.get("languages") or ()
-        return cls(str(draws) if draws else None, tuple(str(lang) for lang in languages), vocabulary)
+        settings = {key: declared[key] for key in SETTINGS if _positive_number(declared.get(key))}
+        return cls(str(draws) if draws else None, tuple(str(lang) for lang in languages), vocabulary, settings)
 
     def unknown_words(self, texts: Iterable[str], limit: int = 8) -> list[str]:
         """Words of `texts` outside the declared vocabulary (none when no vocabulary is declared), first seen first."""
@@ -57,6 +64,10 @@ class ModelCard:
                 if word not in self.vocabulary and not word.isdigit():
                     unknown[word] = None
         return list(unknown)[:limit]
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def _front_matter(readme: Path) -> dict:

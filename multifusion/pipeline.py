@@ -24,7 +24,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import PreTrainedTokenizerBase
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .attention import MANIPULATE_MODES, Manipulate, install_segment_bias, key_bias, token_factors
+from .attention import MANIPULATE_MODES, Manipulate, install_segment_bias, key_bias, place_bias, token_factors
 from .encoder import MultiFusionEncoder
 from .errors import PromptError
 from .processor import layout_prompts
@@ -149,9 +149,9 @@ class MultiFusionPipeline(DiffusionPipeline, StableDiffusionMixin):
             inputs.input_ids.to(device),
             image_mask=inputs.image_mask.to(device),
             pixel_values=pixel_values,
-            key_bias=bias if manipulate in ("encoder", "both") else None,
+            key_bias=place_bias(bias, manipulate in ("encoder", "both")),
         )
-        return PromptEncoding(embeds, bias if manipulate in ("unet", "both") else None)
+        return PromptEncoding(embeds, place_bias(bias, manipulate in ("unet", "both")))
 
     def encode_prompt(
         self,

@@ -21,15 +21,15 @@ from typing import Any
 import PIL.Image
 import torch
 
-from .attention import MANIPULATE_MODES
 from .checks import finite_number, shorten
 from .errors import OutOfMemoryError, PromptError
-from .pipeline import MultiFusionPipeline, PromptEncoding, as_prompts
+from .families import FamilyInfo, ModelFamily, family_of, load_family
+from .pipeline import as_prompts
 from .prompt import MultimodalPrompt
-from .schedulers import make_scheduler, scheduler_name
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "weights" / "multifusion-tiny"
 MAX_SEED = 2**32 - 1
+MANIPULATE_MODES = ("both", "encoder", "unet", "transformer")  # every family's places; each model accepts its own
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RuntimeOptions:
     device: str | None = None
     dtype: str | None = None  # "float32", "float16" or "bfloat16"
     cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
-    compile_unet: bool | None = None  # torch.compile the U-Net; None: on CUDA only, where it pays (benchmarks/fast.py)
+    compile_unet: bool | None = None  # torch.compile the denoiser (U-Net or transformer); None: on CUDA only (benchmarks/fast.py)
     compile_backend: str = "inductor"  # a torch.compile backend; "eager" traces graphs without generating code
     compiled_shapes: int = 64  # compiled U-Net graphs kept: one per (batch, height, width) it has run
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
@@ -58,19 +58,19 @@ class GenerationSettings:
     """Everything besides the prompt that decides an image. Checked by `validate`."""
 
     steps: int | None = None  # None: the model's default (`Runtime.default_steps`)
-    guidance: float = 5.0
+    guidance: float | None = None  # None: the model's default (`Runtime.default_guidance`)
     seed: int = 0
     width: int | None = None
     height: int | None = None
     num_images: int = 1
     negative: MultimodalPrompt | str | None = None
     manipulate: str = "both"
-    auto_balance: bool = True
+    auto_balance: bool | None = None  # None: the model's default (`FamilyInfo.default_auto_balance`)
     max_steps: int = field(default=150, repr=False)
     max_images: int = field(default=8, repr=False)
     max_side: int = field(default=1024, repr=False)
 
-    def validate(self, size_multiple: int = 8) -> GenerationSettings:
+    def validate(self, size_multiple: int = 8, manipulate_modes: Sequence[str] = MANIPULATE_MODES) -> GenerationSettings:
         def integer(name: str, value: Any, low: int, high: int) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise PromptError(f"{name} must be a whole number from {low} to {high}, got {shorten(value)}")
@@ -85,10 +85,11 @@ class GenerationSettings:
                 integer(name, value, size_multiple, self.max_side)
                 if value % size_multiple:
                     raise PromptError(f"{name} must be a multiple of {size_multiple}, got {value}")
-        finite_number(self.guidance, "guidance", 0, 30)
-        if not isinstance(self.manipulate, str) or self.manipulate not in MANIPULATE_MODES:
-            raise PromptError(f"manipulation mode must be one of {', '.join(MANIPULATE_MODES)}, got {shorten(self.manipulate)}")
-        if not isinstance(self.auto_balance, bool):
+        if self.guidance is not None:
+            finite_number(self.guidance, "guidance", 0, 30)
+        if not isinstance(self.manipulate, str) or self.manipulate not in manipulate_modes:
+            raise PromptError(f"manipulation mode must be one of {', '.join(manipulate_modes)}, got {shorten(self.manipulate)}")
+        if self.auto_balance is not None and not isinstance(self.auto_balance, bool):
             raise PromptError(f"auto_balance must be true or false, got {shorten(self.auto_balance)}")
         if self.negative is not None and not isinstance(self.negative, (MultimodalPrompt, str)):
             raise PromptError(f"the negative prompt must be a text or a prompt, got {shorten(self.negative)}")
@@ -138,10 +139,10 @@ class EncodingCache:
         self.size = size
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Hashable, PromptEncoding] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], PromptEncoding]) -> PromptEncoding:
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -157,8 +158,8 @@ class EncodingCache:
         return value
 
 
-def compile_by_shape(unet: torch.nn.Module, backend: str = "inductor", shapes: int = 64) -> None:
-    """Compile `unet` to one static graph per input shape: a shape run before reuses its graph, a new one compiles
+def compile_by_shape(denoiser: torch.nn.Module, backend: str = "inductor", shapes: int = 64) -> None:
+    """Compile `denoiser` (a U-Net or a transformer) to one static graph per input shape: a shape run before reuses its graph, a new one compiles
     once. Each size takes two graphs when guidance stops before the last step (a guided batch, then half of it).
 
     Not torch's default (shapes made symbolic from the second one on): the U-Net's convolutions still guard on
@@ -166,72 +167,97 @@ def compile_by_shape(unet: torch.nn.Module, backend: str = "inductor", shapes: i
     2-core CPU 291 s, then 73-93 s; static graphs 116-118 s each, the same in all), and past dynamo's limit of 8
     graphs (4 sizes) new sizes silently ran uncompiled. The limit is raised to `shapes` graphs here."""
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, shapes)
-    unet.compile(backend=backend, dynamic=False)
+    denoiser.compile(backend=backend, dynamic=False)
 
 
 class Runtime:
-    """A pipeline placed on a device, with a prompt-encoding cache and seeded, OOM-safe generation."""
+    """A model family's pipeline placed on a device, with a prompt-encoding cache and seeded, OOM-safe generation."""
 
-    def __init__(self, pipe: MultiFusionPipeline, options: RuntimeOptions | None = None) -> None:
+    def __init__(self, pipe: ModelFamily | Any, options: RuntimeOptions | None = None) -> None:
         self.options = options or RuntimeOptions()
         self.device = pick_device(self.options.device)
-        self.pipe = pipe
+        self.family = family_of(pipe)
+        self.pipe = self.family.pipe
         self.cache = EncodingCache(self.options.cache_size)
         # A pipeline's scheduler keeps state across steps, so two threads must never denoise with it at once (a
         # server's cancelled job may still be finishing its step when the next one starts).
         self._generating = threading.Lock()
         self.seconds_per_cost: float | None = None  # measured: seconds per native-image step (moving average)
         if self.options.cpu_offload and self.device.type != "cpu":
-            pipe.enable_model_cpu_offload(device=self.device)
+            self.pipe.enable_model_cpu_offload(device=self.device)
         else:
-            pipe.to(self.device)
+            self.pipe.to(self.device)
         if self.options.vae_tiling:
-            pipe.vae.enable_tiling()
+            self.pipe.vae.enable_tiling()
         self.compiled = self.options.compile_unet if self.options.compile_unet is not None else self.device.type == "cuda"
-        self._shapes_run: set[tuple[int, int, int]] = set()  # (images per U-Net call, width, height)
+        self._shapes_run: set[tuple[int, int, int]] = set()  # (images per denoiser call, width, height)
         if self.compiled:
-            compile_by_shape(pipe.unet, self.options.compile_backend, self.options.compiled_shapes)
+            compile_by_shape(self.family.denoiser, self.options.compile_backend, self.options.compiled_shapes)
         if self.options.scheduler:
-            pipe.scheduler = make_scheduler(self.options.scheduler, pipe.scheduler.config)
+            self.family.set_scheduler(self.options.scheduler)
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, options: RuntimeOptions | None = None) -> Runtime:
-        """Load a pipeline directory (or a hub id, with network) and place it by `options`."""
+        """Load a model folder (or a hub id, with network) as the family its `model_index.json` names, and place
+        it by `options`."""
         options = options or RuntimeOptions()
         dtype = pick_dtype(pick_device(options.device), options.dtype)
-        pipe = MultiFusionPipeline.from_pretrained(str(model), dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        return cls(pipe, options)
+        family = load_family(model, dtype)
+        family.pipe.set_progress_bar_config(disable=True)
+        return cls(family, options)
+
+    # --- what the model declares --------------------------------------------------------------------------------
+    @property
+    def info(self) -> FamilyInfo:
+        return self.family.info
 
     @property
     def native_side(self) -> int:
-        """The side the model was trained at (its U-Net's sample size times the VAE's scale)."""
-        return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        """The side the model draws at by default (the fused family: its U-Net's sample size times the VAE's scale)."""
+        return self.info.native_side
+
+    @property
+    def size_multiple(self) -> int:
+        return self.info.size_multiple
 
     @property
     def default_steps(self) -> int:
-        """The number of steps the model declares as its default (`model_index.json`), 25 if it declares none."""
-        return int(self.pipe.config.get("default_steps", 25))
+        """The number of steps the model declares as its default."""
+        return self.info.default_steps
+
+    @property
+    def default_guidance(self) -> float:
+        return self.info.default_guidance
 
     @property
     def default_guidance_end(self) -> float:
-        """The share of the steps, from the first, that the model guides by default (`model_index.json`; 1.0: all)."""
-        return float(self.pipe.config.get("default_guidance_end", 1.0))
+        """The share of the steps, from the first, that the model guides by default (1.0: all)."""
+        return self.info.default_guidance_end
+
+    @property
+    def manipulate_modes(self) -> tuple[str, ...]:
+        return self.info.manipulate_modes
 
     @property
     def scheduler_name(self) -> str:
-        return scheduler_name(self.pipe.scheduler)
-
-    def complete(self, settings: GenerationSettings | None = None) -> GenerationSettings:
-        """`settings` (or the defaults) validated, with what they leave to the model filled in: the steps."""
-        settings = settings or GenerationSettings()
-        if settings.steps is None:
-            settings = replace(settings, steps=self.default_steps)
-        return settings.validate(self.pipe.size_multiple)
+        return self.family.scheduler_name
 
     @property
     def max_side(self) -> int:
         return self.native_side * self.options.max_side_multiple
+
+    # --- requests -------------------------------------------------------------------------------------------
+    def complete(self, settings: GenerationSettings | None = None) -> GenerationSettings:
+        """`settings` (or the defaults) validated, with what they leave to the model filled in: steps, guidance,
+        auto_balance."""
+        settings = settings or GenerationSettings()
+        if settings.steps is None:
+            settings = replace(settings, steps=self.default_steps)
+        if settings.guidance is None:
+            settings = replace(settings, guidance=self.default_guidance)
+        if settings.auto_balance is None:
+            settings = replace(settings, auto_balance=self.info.default_auto_balance)
+        return settings.validate(self.size_multiple, self.manipulate_modes)
 
     def cost(self, settings: GenerationSettings, n_prompts: int = 1) -> float:
         """What a request costs in native-image steps: images x steps x pixels relative to the native size."""
@@ -259,10 +285,10 @@ class Runtime:
         """One image at the model's defaults, so that the first request does not pay for compiling."""
         self.generate("a picture", GenerationSettings(seed=0))
 
-    def encode(self, prompt: MultimodalPrompt, manipulate: str = "both", auto_balance: bool = True) -> PromptEncoding:
+    def encode(self, prompt: MultimodalPrompt, manipulate: str = "both", auto_balance: bool = True) -> Any:
         """The encoding of one validated prompt, from the cache when the same content was encoded before."""
         key = (prompt.content_key(), manipulate, auto_balance)
-        return self.cache.get_or_compute(key, lambda: self.pipe.encode([prompt], manipulate, auto_balance))
+        return self.cache.get_or_compute(key, lambda: self.family.encode(prompt, manipulate, auto_balance))
 
     def generate(
         self,
@@ -298,60 +324,43 @@ class Runtime:
             return images
 
     def _shape(self, settings: GenerationSettings, n_prompts: int) -> tuple[int, int, int]:
-        """(batch, width, height) of the U-Net calls a completed request makes: what a compiled graph is made for."""
+        """(batch, width, height) of the denoiser calls a completed request makes: what a compiled graph is made for."""
         per_call = n_prompts * settings.num_images if self.options.batch_images else 1
         return per_call, *self._size(settings)
 
     def compiles(self, settings: GenerationSettings | None = None, n_prompts: int = 1) -> bool:
-        """Whether this request waits for the U-Net to be compiled: a compiled runtime's first request of a shape."""
+        """Whether this request waits for the denoiser to be compiled: a compiled runtime's first request of a shape."""
         return self.compiled and self._shape(self.complete(settings), n_prompts) not in self._shapes_run
 
     def _generate_many(self, prompts, settings: GenerationSettings, on_step) -> list[list[PIL.Image.Image]]:
         self.check_cost(settings, len(prompts))
-        positives = [as_prompts(p)[0].validate(self.pipe.limits) for p in prompts]
+        limits = self.family.limits
+        positives = [as_prompts(p)[0].validate(limits) for p in prompts]
         if not positives:
             raise PromptError("no prompt to generate from")
-        negative = as_prompts(settings.negative)[0].validate(self.pipe.limits, allow_empty=True)
+        negative = as_prompts(settings.negative)[0].validate(limits, allow_empty=True)
         encoded = [self.encode(p, settings.manipulate, settings.auto_balance) for p in positives]
-        unconditional = self.encode(negative, settings.manipulate, settings.auto_balance) if settings.guidance > 1 else None
+        negatives = None
+        if settings.guidance > 1:
+            negatives = [self.encode(self.family.negative_prompt(negative, p), settings.manipulate, settings.auto_balance)
+                         for p in positives]  # fmt: skip
         n = settings.num_images
         if self.options.batch_images:
             generators = [g for _ in positives for g in seeded_generators(settings.seed, n)]  # fresh ones per prompt
-            images = self._denoise(encoded, unconditional, settings, generators, n, on_step)
+            images = self._denoise(encoded, negatives, settings, generators, n, on_step)
             return [images[i * n : (i + 1) * n] for i in range(len(positives))]
-        calls = [(encoding, generator) for encoding in encoded for generator in seeded_generators(settings.seed, n)]
+        calls = [(i, generator) for i in range(len(encoded)) for generator in seeded_generators(settings.seed, n)]
         images = []
-        for done, (encoding, generator) in enumerate(calls):
-            progress = None if on_step is None else (lambda i, total, done=done: on_step(done * total + i, len(calls) * total))
-            images += self._denoise([encoding], unconditional, settings, [generator], 1, progress)
+        for done, (i, generator) in enumerate(calls):
+            progress = None if on_step is None else (lambda s, total, done=done: on_step(done * total + s, len(calls) * total))
+            images += self._denoise([encoded[i]], None if negatives is None else [negatives[i]], settings, [generator], 1, progress)
         return [images[i * n : (i + 1) * n] for i in range(len(positives))]
 
-    def _denoise(self, encoded: list[PromptEncoding], unconditional: PromptEncoding | None, settings: GenerationSettings,
+    def _denoise(self, encoded: list[Any], negatives: list[Any] | None, settings: GenerationSettings,
                  generators: list[torch.Generator], per_prompt: int, on_step: Callable[[int, int], None] | None) -> list[PIL.Image.Image]:  # fmt: skip
-        """One pipeline call: `per_prompt` images for each encoded prompt, guided by `unconditional` if given."""
-        pos_embeds, pos_bias = _stack(encoded)
-        neg_embeds = neg_bias = None
-        if unconditional is not None:
-            neg_embeds, neg_bias = _stack([unconditional] * len(encoded))
-
-        def callback(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
-            on_step(step + 1, settings.steps)
-            return tensors
-
+        """One family call: `per_prompt` images for each encoded prompt, guided by its negative if given."""
         try:
-            return self.pipe(
-                prompt_embeds=pos_embeds,
-                negative_prompt_embeds=neg_embeds,
-                prompt_key_bias=pos_bias,
-                negative_prompt_key_bias=neg_bias,
-                num_inference_steps=settings.steps,
-                guidance_scale=settings.guidance,
-                width=settings.width,
-                height=settings.height,
-                num_images_per_prompt=per_prompt,
-                generator=generators,
-                callback_on_step_end=callback if on_step else None,
-            ).images
+            return self.family.denoise(encoded, negatives, settings, generators, per_prompt, on_step)
         except torch.OutOfMemoryError:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -360,15 +369,6 @@ class Runtime:
                 f"{settings.width or 'default'}x{settings.height or 'default'}: make fewer or smaller images, "
                 "or start with CPU offload"
             ) from None
-
-
-def _stack(encodings: Sequence[PromptEncoding]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Concatenate cached single-prompt encodings into a batch; neutral rows get a zero bias if others have one."""
-    embeds = torch.cat([e.embeds for e in encodings])
-    if all(e.unet_bias is None for e in encodings):
-        return embeds, None
-    zeros = torch.zeros(embeds.shape[1], device=embeds.device, dtype=torch.float32)
-    return embeds, torch.stack([zeros if e.unet_bias is None else e.unet_bias[0] for e in encodings])
 
 
 def image_seed(seed: int, index: int) -> int:

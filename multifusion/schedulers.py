@@ -38,7 +38,7 @@ SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
 
 # what AUTOMATIC1111 and the tools that read its PNG `parameters` call each sampler
 LABELS = {"dpm++2m": "DPM++ 2M", "dpm++2m-karras": "DPM++ 2M Karras", "dpm++3m": "DPM++ 3M", "unipc": "UniPC",
-          "euler": "Euler", "euler-a": "Euler a", "ddim": "DDIM"}  # fmt: skip
+          "euler": "Euler", "euler-a": "Euler a", "ddim": "DDIM", "FlowMatchEulerDiscreteScheduler": "Euler"}  # fmt: skip
 
 
 def make_scheduler(name: str, config: Any) -> Any:

@@ -1,10 +1,13 @@
 """Tiny random MultiFusion pipelines, built offline in seconds, for tests, benchmarks and app tests.
 
 Sizes follow diffusers' own test components (`block_out_channels=(4, 8)`, `norm_num_groups=2`); the tokenizer is
-trained locally, so nothing is downloaded.
+trained locally, so nothing is downloaded. The Qwen-Image-Edit-Plus family's tiny pipeline is
+`families/qwen_image/tiny.py`; both are written to disk by `python -m multifusion.testing [FAMILY] OUT`.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
@@ -58,10 +61,27 @@ def tiny_pipeline(seed: int = 0) -> MultiFusionPipeline:
     return pipe.to("cpu")
 
 
-if __name__ == "__main__":
-    import sys
+USAGE = """usage: python -m multifusion.testing [FAMILY] OUTPUT_DIR
+  saves a tiny random pipeline; FAMILY is multifusion (the default) or qwen-image-edit-plus"""
 
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m multifusion.testing OUTPUT_DIR  (saves a tiny random pipeline)")
-    tiny_pipeline().save_pretrained(sys.argv[1])
-    print(f"saved a tiny random MultiFusion pipeline to {sys.argv[1]}")
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 1:
+        argv = ["multifusion", *argv]
+    if len(argv) != 2 or argv[0] not in ("multifusion", "qwen-image-edit-plus"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    family, out = argv
+    if family == "qwen-image-edit-plus":
+        from .families.qwen_image.tiny import save_tiny_qwen_image_edit_plus
+
+        save_tiny_qwen_image_edit_plus(out)
+        print(f"saved a tiny random Qwen-Image-Edit-Plus pipeline to {out}")
+    else:
+        tiny_pipeline().save_pretrained(out)
+        print(f"saved a tiny random MultiFusion pipeline to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
