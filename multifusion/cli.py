@@ -185,7 +185,7 @@ def _load_runtime(model_arg: str | None, device: str | None, scheduler: str | No
         return Runtime.load(model, RuntimeOptions(device=device, scheduler=scheduler)), model
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PromptError(f"cannot load a pipeline from {model!r}: {first_line}") from None
+        raise PromptError(f"cannot load a model from {model!r}: {first_line}") from None
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ TEMPLATE = """
     <button class="mf-add mf-add-text" type="button">+ Text</button>
     <button class="mf-add mf-add-image" type="button">+ Image</button>
     <input class="mf-file" type="file" accept="image/*" multiple hidden>
-    <span class="mf-hint">Drag cards to reorder · drop or paste images between cards · weight 0 removes a segment</span>
+    <span class="mf-hint">Drag cards to reorder · drop or paste images between cards · weight 0 removes a segment · up to {max_images} images</span>
   </div>
   <div class="mf-list" role="list" aria-label="Prompt segments"></div>
   <div class="mf-notice" role="status" hidden></div>
@@ -26,10 +26,10 @@ TEMPLATE = """
 """
 
 
-def composer(value: dict[str, Any] | None = None) -> gr.HTML:
+def composer(value: dict[str, Any] | None = None, max_images: int = 8) -> gr.HTML:
     return gr.HTML(
         value=value or {"segments": []},
-        html_template=TEMPLATE,
+        html_template=TEMPLATE.replace("{max_images}", str(max_images)),
         css_template=(ASSETS / "composer.css").read_text(encoding="utf-8"),
         js_on_load=(ASSETS / "composer.js").read_text(encoding="utf-8"),
         apply_default_css=False,

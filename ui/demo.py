@@ -97,14 +97,25 @@ def filled_languages(*texts: Any) -> int:
     return max(1, sum(isinstance(t, str) and not is_blank(t) for t in texts))
 
 
-def model_header(studio: Studio, side: int) -> str:
-    """The model's name, native size, languages and what it draws, as its card declares them."""
-    card = studio.card
-    facts = [f"**Model:** `{studio.model_name}`", f"native size {side}×{side} px"]
+def model_header(studio: Studio) -> str:
+    """The model's name, native size, languages and what it draws, as its card declares or its family implies."""
+    card, info = studio.card, studio.runtime.info
+    side = info.native_side
+    facts = [f"**Model:** `{studio.model_name}`", f"native size {side}×{side} px", f"up to {info.max_images} images a prompt"]
     if card.languages:
         facts.append("languages: " + ", ".join(card.languages))
     header = " · ".join(facts)
-    return header + (f"  \n**Draws** {html.escape(card.draws)}." if card.draws else "")
+    draws = card.draws or info.draws
+    return header + (f"  \n**Draws** {html.escape(draws)}." if draws else "")
+
+
+def _recorded(value: Any, default: float) -> Any:
+    return default if value is None else value
+
+
+def _known(mode: Any, modes: tuple[str, ...]) -> str:
+    """A recorded manipulation mode if this model has it (a PNG from another family may name another), else both."""
+    return mode if mode in modes else "both"
 
 
 def open_png(file: Any) -> Image.Image:
@@ -126,15 +137,14 @@ def build_demo(
     examples = load_examples()
     # Images may come from Gradio's upload folder or the bundled examples; any other server path is refused.
     studio.trusted_dirs = tuple(dict.fromkeys((*studio.trusted_dirs, EXAMPLES_DIR, Path(get_upload_folder()))))
-    pipe = studio.runtime.pipe
-    multiple = pipe.size_multiple
-    default_side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    runtime = studio.runtime  # what the loaded model declares sets every control's default and limit
+    multiple, default_side = runtime.size_multiple, runtime.native_side
     run = zero_gpu(handlers.generate)
 
     with gr.Blocks(title="MultiFusion Studio") as demo:
         gr.Markdown("# MultiFusion Studio\nCompose prompts from text in five languages and images, with a weight per segment.",
                     elem_id="mf-title")  # fmt: skip
-        gr.Markdown(model_header(studio, default_side), elem_id="mf-model")
+        gr.Markdown(model_header(studio), elem_id="mf-model")
         wait_note = gr.Markdown("", elem_id="mf-wait")  # what is ahead of a job that just joined the line
         last_seed = gr.State(None)
         history_paths = gr.State([])  # this session's PNGs, newest first
@@ -142,7 +152,7 @@ def build_demo(
         with gr.Tab("Generate"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=5):
-                    composition = composer(examples[0]["composition"])
+                    composition = composer(examples[0]["composition"], runtime.info.max_images)
                     vocabulary = gr.Markdown("", elem_id="mf-vocabulary")
                     negative = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (optional)", lines=1, elem_id="mf-negative")
                     example_list = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[[e["label"]] for e in examples],
@@ -162,15 +172,16 @@ def build_demo(
                             reuse = gr.Button("Reuse last seed", size="sm")
                         steps = gr.Slider(1, 100, value=studio.runtime.default_steps, step=1, label="Steps", elem_id="mf-steps",
                                           info=f"{studio.runtime.scheduler_name}; the model's default is {studio.runtime.default_steps}")  # fmt: skip
-                        guidance = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance")
+                        guidance = gr.Slider(0, 15, value=runtime.default_guidance, step=0.5, label="Guidance",
+                                             info=f"the model's default is {runtime.default_guidance:g}")  # fmt: skip
                         with gr.Row():
                             max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
                             width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width")
                             height = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Height")
                         num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run", elem_id="mf-num-images")
                         with gr.Row():
-                            manipulate = gr.Radio(["both", "encoder", "unet"], value="both", label="Weights act in")
-                            balance = gr.Checkbox(value=True, label="Balance text against images")
+                            manipulate = gr.Radio(list(runtime.manipulate_modes), value="both", label="Weights act in")
+                            balance = gr.Checkbox(value=runtime.info.default_auto_balance, label="Balance text against images")
                     with gr.Accordion("Prompt and settings of the first image", open=False):
                         record = gr.JSON(show_label=False, elem_id="mf-record")
             history = gr.Gallery(label="History of this session: click an image to restore how it was made", elem_id="mf-history",
@@ -254,7 +265,8 @@ def build_demo(
                         request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            first = "Compiling the U-Net for this size (once per size), then denoising" if studio.runtime.compiles(settings) else "Denoising"
+            first = (f"Compiling the {runtime.info.denoiser} for this size (once per size), then denoising"
+                     if runtime.compiles(settings) else "Denoising")  # fmt: skip
             progress((0, settings.steps * settings.num_images), desc=first, unit="steps")
             with studio.job(session(request), studio.runtime.cost(settings)) as job:
                 result = run(studio, prompt, settings, on_step=denoising(progress, job), cancel=job.cancel)
@@ -291,10 +303,10 @@ def build_demo(
                 gr.Warning("Restored everything except " + "; ".join(not_restored) + ".")
             else:
                 gr.Info("Restored the composition, the negative prompt and every setting.")
-            return (with_thumbnails(value), settings.get("steps") or studio.runtime.default_steps, settings.get("guidance", 5.0),
+            return (with_thumbnails(value), settings.get("steps") or runtime.default_steps, _recorded(settings.get("guidance"), runtime.default_guidance),
                     settings["seed"], settings.get("width") or default_side, settings.get("height") or default_side, 1,
-                    gr.skip() if negative_text is None else negative_text, settings.get("manipulate", "both"),
-                    settings.get("auto_balance", True))  # fmt: skip
+                    gr.skip() if negative_text is None else negative_text, _known(settings.get("manipulate"), runtime.manipulate_modes),
+                    settings.get("auto_balance", runtime.info.default_auto_balance))  # fmt: skip
 
         restorable = [composition, steps, guidance, seed, width, height, num_images, negative, manipulate, balance]
 
@@ -378,14 +390,13 @@ def build_demo(
         def compare(texts: dict, settings: dict) -> dict:
             """One prompt in several languages ({"en": "...", "de": "..."}), same seed. Returns {"images": {lang:
             data URL}, "similarity": {lang: cosine similarity of its encoding to the first language's}}."""
-            from multifusion.images import to_data_url
-
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
             chosen = handlers.settings_from(settings)
             with studio.job(f"api-{uuid.uuid4().hex}", api_costs["compare"](texts, settings)):
                 result, similarity = handlers.compare_languages(studio, texts, chosen)
-            return {"images": {lang: to_data_url(im) for lang, im in zip(similarity, result.images)}, "similarity": similarity}
+            return {"images": {lang: handlers.png_data_url(path) for lang, path in zip(similarity, result.paths)},
+                    "similarity": similarity}  # fmt: skip
 
         gr.api(generate, api_name="generate", concurrency_id=GPU)
         gr.api(compare, api_name="compare", concurrency_id=GPU)

@@ -8,6 +8,7 @@ that arrives from a browser is refused.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import tempfile
@@ -376,6 +377,12 @@ def negative_as_text(negative: dict[str, Any] | None) -> str | None:
     return format_prompt(MultimodalPrompt.from_dict(negative))[0]
 
 
+def png_data_url(path: Path) -> str:
+    """A PNG the studio wrote, as a data URL: the file itself, so its `multifusion` and `parameters` records travel
+    with the image as they do with a download."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
 def data_urls(result: Result) -> dict[str, Any]:
-    """The API's answer: images as PNG data URLs with their records."""
-    return {"images": [to_data_url(im) for im in result.images], "metadata": result.records}
+    """The API's answer: images as PNG data URLs (the written files, records included) with their records."""
+    return {"images": [png_data_url(path) for path in result.paths], "metadata": result.records}

@@ -30,10 +30,7 @@ def family_class(model: str | Path) -> type[ModelFamily]:
     """The family of a model folder or hub id, from its `model_index.json`."""
     from diffusers import DiffusionPipeline
 
-    try:
-        index = DiffusionPipeline.load_config(str(model))
-    except (OSError, ValueError) as error:
-        raise PromptError(f"cannot read the model {model}: {error}") from None
+    index = DiffusionPipeline.load_config(str(model))  # OSError when there is none, as from_pretrained's
     name = index.get("_class_name")
     families = _families()
     if name not in families:

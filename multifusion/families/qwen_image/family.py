@@ -153,6 +153,8 @@ class QwenImageEditPlusFamily(ModelFamily):
         mu = calculate_shift(latents.shape[1], config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
                              config.get("base_shift", 0.5), config.get("max_shift", 1.15))  # fmt: skip
         timesteps, steps = retrieve_timesteps(pipe.scheduler, steps, device, sigmas=sigmas, mu=mu)
+        if not bool(torch.isfinite(pipe.scheduler.sigmas).all()):
+            raise PromptError(f"this model's noise schedule is undefined at {steps} step(s): use at least 2 steps")
         guidance = None
         if pipe.transformer.config.guidance_embeds:
             guidance = torch.full([1], settings.guidance, device=device, dtype=torch.float32).expand(latents.shape[0])
