@@ -112,9 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         command.set_defaults(run=_real_data_stage)
 
-    pl = commands.add_parser("plan", help="a fusion's parameters, memory per GPU and hours per stage, from its "
-                             "components' configs; refuses one that cannot fit")  # fmt: skip
-    pl.add_argument("--config", required=True, help="fusion JSON: stable_diffusion, lm, vision, prefix {...}, realign {...}")
+    pl = commands.add_parser("plan", help="from components' configs: a fusion's memory per GPU and hours per stage "
+                             "(--config), or how to serve a Qwen-Image-Edit-Plus model on 12-80 GB GPUs (--serve)")  # fmt: skip
+    what = pl.add_mutually_exclusive_group(required=True)
+    what.add_argument("--config", help="fusion JSON: stable_diffusion, lm, vision, prefix {...}, realign {...}")
+    what.add_argument("--serve", metavar="MODEL", help="a Qwen-Image-Edit-Plus folder or hub id (offline: Qwen/Qwen-Image-"
+                      "Edit-2509 and -2511 from shipped config snapshots): memory per component and per GPU size")  # fmt: skip
+    pl.add_argument("--gpu-sizes", default="12,16,24,48,80", help="with --serve: GPU sizes in GB (default: 12,16,24,48,80)")
+    pl.add_argument("--size", type=int, default=1024, help="with --serve: image side in px (default: 1024, the native size)")
+    pl.add_argument("--reference-images", type=int, default=1, help="with --serve: reference images per prompt (default: 1)")
     pl.add_argument("--gpus", type=int, default=1, help="GPUs (default: 1)")
     pl.add_argument("--gpu-memory", type=float, default=80.0, help="GiB per GPU (default: 80)")
     pl.add_argument("--shard", action="store_true", help='as the stages\' "shard": true (FSDP2): the weights split over the GPUs')
@@ -306,6 +312,8 @@ def _real_data_stage(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    if args.serve:
+        return _plan_serving(args)
     from .fusion.plan import FusionConfig, measured_seconds_per_step, plan, report
 
     if args.gpus < 1 or args.gpu_memory <= 0 or not 0 <= args.headroom < 1:
@@ -325,6 +333,19 @@ def _plan(args: argparse.Namespace) -> int:
     if problems:
         print("does not fit:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
+    return 0
+
+
+def _plan_serving(args: argparse.Namespace) -> int:
+    from .serve_plan import plan, report
+
+    try:
+        sizes = tuple(float(x) for x in args.gpu_sizes.split(","))
+    except ValueError:
+        raise PromptError(f"--gpu-sizes: comma-separated numbers of GB, got {args.gpu_sizes!r}") from None
+    if not sizes or min(sizes) <= 0 or args.size < 16 or not 0 <= args.reference_images <= 3:
+        raise PromptError("--gpu-sizes must be positive, --size at least 16, --reference-images from 0 to 3")
+    print("\n".join(report(plan(args.serve, sizes, side=args.size, images=args.reference_images))))
     return 0
 
 
