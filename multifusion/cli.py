@@ -9,7 +9,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .checks import shorten
 from .errors import MultiFusionError, PromptError
@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--balance", action=argparse.BooleanOptionalAction, default=None,
                      help="balance text against images when images have more tokens (default: the model's)")
     gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    _add_memory_options(gen)
     gen.add_argument("--out", default="multifusion.png",
                      help="output PNG; with several images, NAME-1.png, NAME-2.png, ... (default: multifusion.png)")  # fmt: skip
     gen.add_argument("--mkdir", action="store_true", help="create the output's missing parent folders")
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     serve.add_argument("--model", default=None, help="pipeline directory or hub id (default: weights/multifusion-tiny)")
+    _add_memory_options(serve)
     serve.set_defaults(run=_serve)
     return parser
 
@@ -178,17 +180,47 @@ def _output_paths(out: str, count: int, mkdir: bool = False) -> list[Path]:
     return paths
 
 
-def _load_runtime(model_arg: str | None, device: str | None, scheduler: str | None = None):
-    from .runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
+def _add_memory_options(parser: argparse.ArgumentParser) -> None:
+    """How to fit a big model on the GPU at hand (`multifusion/memory.py`) and the LoRAs to load."""
+    from .memory import DEVICE_MAPS, OFFLOADS, QUANTIZATIONS
+
+    parser.add_argument("--offload", choices=OFFLOADS, default=None, help="keep weights on the CPU and move them to the GPU "
+                        "per component (model), per group of blocks (group, group-leaf) or per layer (sequential)")  # fmt: skip
+    parser.add_argument("--group-blocks", type=int, default=1, help="with --offload group: blocks moved together (default: 1)")
+    parser.add_argument("--device-map", choices=DEVICE_MAPS, default=None, help="spread the components over several GPUs")
+    parser.add_argument("--quantize", choices=tuple(QUANTIZATIONS), default=None, help="8-bit or 4-bit weights (bitsandbytes, "
+                        "CUDA) or int8 weight-only (torchao); needs pip install 'multifusion[quant]'")  # fmt: skip
+    parser.add_argument("--lora", action="append", default=[], metavar="PATH_OR_ID[:SCALE]",
+                        help="a LoRA file, folder or hub org/repo/FILE.safetensors, with its scale (default 1; repeatable)")  # fmt: skip
+
+
+def runtime_options(args: argparse.Namespace) -> Any:
+    """`RuntimeOptions` from a command's arguments (those it does not have keep their defaults)."""
+    from .runtime import RuntimeOptions
+
+    if getattr(args, "group_blocks", 1) < 1:
+        raise PromptError(f"--group-blocks must be at least 1, got {args.group_blocks}")
+    return RuntimeOptions(
+        device=getattr(args, "device", None), scheduler=getattr(args, "scheduler", None), offload=getattr(args, "offload", None),
+        group_blocks=getattr(args, "group_blocks", 1), device_map=getattr(args, "device_map", None),
+        quantize=getattr(args, "quantize", None), loras=tuple(getattr(args, "lora", ())),
+    )  # fmt: skip
+
+
+def _load_runtime(args: argparse.Namespace):
+    from .runtime import DEFAULT_MODEL, Runtime
     from .schedulers import SCHEDULERS
 
+    scheduler = getattr(args, "scheduler", None)
     if scheduler is not None and scheduler not in SCHEDULERS:
         raise PromptError(f"--scheduler: unknown {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-    model = model_arg or str(DEFAULT_MODEL)
-    if model_arg is None and not DEFAULT_MODEL.is_dir():
+    model = args.model or str(DEFAULT_MODEL)
+    if args.model is None and not DEFAULT_MODEL.is_dir():
         raise PromptError(f"the default model is not at {DEFAULT_MODEL}; pass --model DIR")
     try:
-        return Runtime.load(model, RuntimeOptions(device=device, scheduler=scheduler)), model
+        return Runtime.load(model, runtime_options(args)), model
+    except MultiFusionError:
+        raise
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PromptError(f"cannot load a model from {model!r}: {first_line}") from None
@@ -349,11 +381,15 @@ def _plan_serving(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory_asked(args: argparse.Namespace) -> bool:
+    return bool(args.offload or args.device_map or args.quantize or args.lora or args.group_blocks != 1)
+
+
 def _serve(args: argparse.Namespace) -> int:
     # The app lives in the `ui` package beside the library; the library itself never imports Gradio.
     from ui.launch import launch
 
-    launch(args.host, args.port, args.model)
+    launch(args.host, args.port, args.model, runtime_options(args) if _memory_asked(args) else None)
     return 0
 
 
@@ -370,7 +406,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise PromptError(f"--steps must be at least 1, got {args.steps}")
     if args.out and not Path(args.out).parent.is_dir():
         raise PromptError(f"--out: no such directory: {Path(args.out).parent}")
-    runtime, model = _load_runtime(args.model, args.device, args.scheduler)
+    runtime, model = _load_runtime(args)
     if runtime.info.family != "MultiFusionPipeline":
         raise PromptError(f"eval scores pictures of the shapes world, which only MultiFusion models draw; {model} is a "
                           f"{runtime.info.family}")  # fmt: skip
@@ -401,12 +437,12 @@ def _generate(args: argparse.Namespace) -> int:
     paths = _output_paths(args.out, args.num_images, args.mkdir)
     pick_device(args.device)  # an unknown or missing device is an error before the model loads
 
-    runtime, model = _load_runtime(args.model, args.device, args.scheduler)
+    runtime, model = _load_runtime(args)
     settings = runtime.complete(settings)
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):
         record = generation_record(prompt, settings.record(), model, image_index=index, image_seed=image_seed(args.seed, index),
-                                   scheduler=runtime.scheduler_name, guidance_end=runtime.default_guidance_end)  # fmt: skip
+                                   **runtime.record_facts())  # fmt: skip
         try:
             save_png(image, path, record)
         except OSError as error:

@@ -50,6 +50,8 @@ def parameters_text(record: dict[str, Any], size: tuple[int, int]) -> str:
         "Seed": record.get("image_seed", settings.get("seed")),
         "Size": f"{size[0]}x{size[1]}",
         "Model": record.get("model"),
+        "Lora hashes": ", ".join(f"{lora['name']}: {lora['hash']}" for lora in record.get("loras") or ()) or None,
+        "LoRAs": ", ".join(f"{lora['name']}:{lora['scale']:g}" for lora in record.get("loras") or ()) or None,
         "Weights in": settings.get("manipulate"),
         "Balance": None if settings.get("auto_balance") is None else ("on" if settings["auto_balance"] else "off"),
         "Version": f"multifusion {record.get('multifusion_version', '')}".strip(),

@@ -21,8 +21,10 @@ from typing import Any
 import PIL.Image
 import torch
 
+from . import memory
 from .checks import finite_number, shorten
 from .errors import OutOfMemoryError, PromptError
+from .loras import load_loras, parse_lora, resolve
 from .families import FamilyInfo, ModelFamily, family_of, load_family
 from .pipeline import as_prompts
 from .prompt import MultimodalPrompt
@@ -38,10 +40,18 @@ class RuntimeOptions:
 
     device: str | None = None
     dtype: str | None = None  # "float32", "float16" or "bfloat16"
-    cpu_offload: bool = False  # accelerate model offload: the encoder, U-Net and VAE visit the GPU in turn
+    cpu_offload: bool = False  # on a GPU, offload="model" (kept for older callers; ignored on a CPU)
+    offload: str | None = None  # "model", "group", "group-leaf" or "sequential": `memory.py`
+    group_blocks: int = 1  # with offload="group": the blocks that visit the GPU together
+    device_map: str | None = None  # "balanced": the components spread over several GPUs
+    quantize: str | None = None  # "8bit" or "4bit" (bitsandbytes, CUDA), "int8wo" (torchao): the `quant` extra
+    loras: tuple[str, ...] = ()  # "PATH_OR_ID[:SCALE]" each (`loras.py`)
     compile_unet: bool | None = None  # torch.compile the denoiser (U-Net or transformer); None: on CUDA only (benchmarks/fast.py)
     compile_backend: str = "inductor"  # a torch.compile backend; "eager" traces graphs without generating code
     compiled_shapes: int = 64  # compiled U-Net graphs kept: one per (batch, height, width) it has run
+    # Compile the denoiser's repeated block once (diffusers' `compile_repeated_blocks`) instead of the whole model:
+    # the first image is not minutes late. None: for transformers (60 identical blocks), not for U-Nets.
+    compile_regional: bool | None = None
     scheduler: str | None = None  # a `schedulers.SCHEDULERS` name; None keeps the model's own
     vae_tiling: bool = False  # decode in tiles, for large images on small GPUs
     cache_size: int = 64  # encoded prompts kept (LRU)
@@ -158,7 +168,7 @@ class EncodingCache:
         return value
 
 
-def compile_by_shape(denoiser: torch.nn.Module, backend: str = "inductor", shapes: int = 64) -> None:
+def compile_by_shape(denoiser: torch.nn.Module, backend: str = "inductor", shapes: int = 64, regional: bool = False) -> None:
     """Compile `denoiser` (a U-Net or a transformer) to one static graph per input shape: a shape run before reuses its graph, a new one compiles
     once. Each size takes two graphs when guidance stops before the last step (a guided batch, then half of it).
 
@@ -167,15 +177,21 @@ def compile_by_shape(denoiser: torch.nn.Module, backend: str = "inductor", shape
     2-core CPU 291 s, then 73-93 s; static graphs 116-118 s each, the same in all), and past dynamo's limit of 8
     graphs (4 sizes) new sizes silently ran uncompiled. The limit is raised to `shapes` graphs here."""
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, shapes)
-    denoiser.compile(backend=backend, dynamic=False)
+    if regional:  # the repeated block compiled once, reused by all of them (diffusers' regional compilation)
+        denoiser.compile_repeated_blocks(backend=backend, dynamic=False)
+    else:
+        denoiser.compile(backend=backend, dynamic=False)
 
 
 class Runtime:
     """A model family's pipeline placed on a device, with a prompt-encoding cache and seeded, OOM-safe generation."""
 
-    def __init__(self, pipe: ModelFamily | Any, options: RuntimeOptions | None = None) -> None:
+    def __init__(self, pipe: ModelFamily | Any, options: RuntimeOptions | None = None, *, _loaded: bool = False) -> None:
         self.options = options or RuntimeOptions()
         self.device = pick_device(self.options.device)
+        memory.check(self.offload, self.options.quantize, self.options.device_map, self.device)
+        if (self.options.quantize or self.options.device_map) and not _loaded:
+            raise PromptError("quantize and device_map apply while a model loads: use Runtime.load(model, options)")
         self.family = family_of(pipe)
         self.pipe = self.family.pipe
         self.cache = EncodingCache(self.options.cache_size)
@@ -183,28 +199,59 @@ class Runtime:
         # server's cancelled job may still be finishing its step when the next one starts).
         self._generating = threading.Lock()
         self.seconds_per_cost: float | None = None  # measured: seconds per native-image step (moving average)
-        if self.options.cpu_offload and self.device.type != "cpu":
-            self.pipe.enable_model_cpu_offload(device=self.device)
-        else:
-            self.pipe.to(self.device)
+        if self.options.scheduler:
+            self.family.set_scheduler(self.options.scheduler)
+        self.loras = [resolve(parse_lora(spec)) for spec in self.options.loras]
+        if self.loras:
+            load_loras(self.pipe, self.loras)
+            self._take_lora_defaults()
+        memory.place(self.pipe, self.device, self.offload, self.options.group_blocks, device_mapped=bool(self.options.device_map))
         if self.options.vae_tiling:
             self.pipe.vae.enable_tiling()
         self.compiled = self.options.compile_unet if self.options.compile_unet is not None else self.device.type == "cuda"
         self._shapes_run: set[tuple[int, int, int]] = set()  # (images per denoiser call, width, height)
         if self.compiled:
-            compile_by_shape(self.family.denoiser, self.options.compile_backend, self.options.compiled_shapes)
-        if self.options.scheduler:
-            self.family.set_scheduler(self.options.scheduler)
+            regional = self.options.compile_regional
+            regional = self.info.denoiser == "transformer" if regional is None else regional
+            compile_by_shape(self.family.denoiser, self.options.compile_backend, self.options.compiled_shapes, regional)
+
+    @property
+    def offload(self) -> str | None:
+        """The offload mode in force: `options.offload`, or "model" for `cpu_offload` on an accelerator."""
+        if self.options.offload:
+            return self.options.offload
+        return "model" if self.options.cpu_offload and self.device.type != "cpu" else None
+
+    def _take_lora_defaults(self) -> None:
+        """What the LoRAs declare (the first to declare each) becomes the model's default steps, guidance, shift."""
+        declared: dict[str, float] = {}
+        for lora in self.loras:
+            declared = {**lora.declared, **declared}
+        if "shift" in declared:
+            self.family.set_shift(declared["shift"])
+        steps, guidance = declared.get("steps"), declared.get("guidance")
+        self.family.info = replace(self.family.info, default_steps=int(steps or self.family.info.default_steps),
+                                   default_guidance=self.family.info.default_guidance if guidance is None else guidance)  # fmt: skip
 
     @classmethod
     def load(cls, model: str | Path = DEFAULT_MODEL, options: RuntimeOptions | None = None) -> Runtime:
         """Load a model folder (or a hub id, with network) as the family its `model_index.json` names, and place
-        it by `options`."""
+        it by `options` (quantized weights and a device map apply while it loads)."""
         options = options or RuntimeOptions()
-        dtype = pick_dtype(pick_device(options.device), options.dtype)
-        family = load_family(model, dtype)
+        device = pick_device(options.device)
+        memory.check(options.offload, options.quantize, options.device_map, device)  # before minutes of loading
+        family = load_family(model, pick_dtype(device, options.dtype), quantize=options.quantize, device_map=options.device_map)
         family.pipe.set_progress_bar_config(disable=True)
-        return cls(family, options)
+        return cls(family, options, _loaded=True)
+
+    def record_facts(self) -> dict[str, Any]:
+        """What every PNG record of this runtime says beside the prompt and settings: sampler, guided share, LoRAs."""
+        facts: dict[str, Any] = {"scheduler": self.scheduler_name, "guidance_end": self.default_guidance_end}
+        if self.loras:
+            if not hasattr(self, "_lora_records"):
+                self._lora_records = [lora.record() for lora in self.loras]  # hashing reads each file once
+            facts["loras"] = self._lora_records
+        return facts
 
     # --- what the model declares --------------------------------------------------------------------------------
     @property

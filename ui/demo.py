@@ -27,6 +27,7 @@ from .examples import EXAMPLES_DIR, load_examples
 from .handlers import Cancelled, Studio
 from .queued_calls import queued_api_calls
 from .waiting_line import wait_message
+from .zero_gpu import Wrap, no_gpu_slices
 
 LOG = logging.getLogger("multifusion.studio")
 GPU = "multifusion-gpu"  # every event that runs the pipeline shares one concurrency group: one at a time
@@ -127,11 +128,12 @@ def open_png(file: Any) -> Image.Image:
 
 
 def build_demo(
-    studio: Studio, zero_gpu: Callable[[Callable], Callable] = lambda f: f, queue_size: int = QUEUE_SIZE
+    studio: Studio, zero_gpu: Wrap = no_gpu_slices, queue_size: int = QUEUE_SIZE
 ) -> gr.Blocks:
     """The whole app for one loaded model.
 
-    `zero_gpu` wraps GPU work (e.g. `spaces.GPU` on ZeroGPU Spaces); beyond `queue_size` waiting requests, new
+    `zero_gpu` wraps GPU work (`zero_gpu.zero_gpu`: `spaces.GPU` on ZeroGPU Spaces, each call asking for the time its
+    request costs); beyond `queue_size` waiting requests, new
     ones are turned away with Gradio's "Queue is full" message instead of waiting without end.
     """
     examples = load_examples()
@@ -139,7 +141,9 @@ def build_demo(
     studio.trusted_dirs = tuple(dict.fromkeys((*studio.trusted_dirs, EXAMPLES_DIR, Path(get_upload_folder()))))
     runtime = studio.runtime  # what the loaded model declares sets every control's default and limit
     multiple, default_side = runtime.size_multiple, runtime.native_side
-    run = zero_gpu(handlers.generate)
+    run = zero_gpu(handlers.generate, lambda *args, **kwargs: 1)
+    compare_languages = zero_gpu(handlers.compare_languages, lambda studio, texts, *rest, **kw: filled_languages(*texts.values()))
+    weight_sweep = zero_gpu(handlers.weight_sweep, lambda studio, prompt, index, low, high, count, *rest, **kw: int(count))
 
     with gr.Blocks(title="MultiFusion Studio") as demo:
         gr.Markdown("# MultiFusion Studio\nCompose prompts from text in five languages and images, with a weight per segment.",
@@ -335,7 +339,7 @@ def build_demo(
             texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
             with studio.job(session(request), studio.runtime.cost(settings, filled_languages(*texts.values()))) as job:
-                result, _ = handlers.compare_languages(studio, texts, settings, denoising(progress, job), job.cancel)
+                result, _ = compare_languages(studio, texts, settings, denoising(progress, job), job.cancel)
             return result.gallery(), settings.seed, *remembered(result, paths)
 
         compare_inputs = [*lang_boxes.values(), *settings_inputs]
@@ -350,7 +354,7 @@ def build_demo(
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
             with studio.job(session(request), studio.runtime.cost(settings, int(count))) as job:
-                result = handlers.weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
+                result = weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
                                                denoising(progress, job), job.cancel)  # fmt: skip
             return result.gallery(), settings.seed, *remembered(result, paths)
 
@@ -394,7 +398,7 @@ def build_demo(
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
             chosen = handlers.settings_from(settings)
             with studio.job(f"api-{uuid.uuid4().hex}", api_costs["compare"](texts, settings)):
-                result, similarity = handlers.compare_languages(studio, texts, chosen)
+                result, similarity = compare_languages(studio, texts, chosen)
             return {"images": {lang: handlers.png_data_url(path) for lang, path in zip(similarity, result.paths)},
                     "similarity": similarity}  # fmt: skip
 

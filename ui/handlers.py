@@ -203,8 +203,7 @@ class Result:
         """Add image `index` of a run of `prompt` with (completed) `settings`, written as a PNG with its record,
         so that every picture the studio shows can be traced and restored."""
         record = generation_record(prompt, settings.record(), studio.model_name, image_index=index,
-                                   image_seed=image_seed(settings.seed, index), scheduler=studio.runtime.scheduler_name,
-                                   guidance_end=studio.runtime.default_guidance_end)  # fmt: skip
+                                   image_seed=image_seed(settings.seed, index), **studio.runtime.record_facts())  # fmt: skip
         digest = ImageSegment(image).digest[:12]
         self.paths.append(save_png(image, studio.output_dir / f"multifusion-{record['image_seed']}-{digest}.png", record))
         self.images.append(image)

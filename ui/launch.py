@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from multifusion.images import MAX_IMAGE_BYTES
 from multifusion.model_card import ModelCard
@@ -12,6 +11,7 @@ from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from .composer import ASSETS
 from .demo import CSS, THEME, build_demo
 from .handlers import Studio
+from .zero_gpu import Wrap, no_gpu_slices, zero_gpu
 
 MAX_UPLOAD = MAX_IMAGE_BYTES  # the largest file a visitor may upload (images are the only uploads)
 # How the studio is served. Our own errors are `gr.Error`s, always shown; show_error=False keeps the text of any
@@ -33,18 +33,30 @@ def load_studio(model: str | None = None, options: RuntimeOptions | None = None)
     return Studio(Runtime(tiny_pipeline(), options), name)
 
 
-def zero_gpu_wrapper() -> Callable[[Callable], Callable]:
-    """`spaces.GPU` on Hugging Face ZeroGPU Spaces (where the package exists), otherwise no wrapping."""
+def zero_gpu_wrapper(studio: Studio) -> Wrap:
+    """On Hugging Face ZeroGPU Spaces (where the `spaces` package exists): every generation under `spaces.GPU`,
+    asking for its request's duration; elsewhere no wrapping."""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
-        return lambda fn: fn
-    return spaces.GPU
+        return no_gpu_slices
+    return zero_gpu(spaces, studio)
 
 
-def launch(host: str | None = None, port: int | None = None, model: str | None = None) -> None:
-    studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"))
+def options_from_env() -> RuntimeOptions | None:
+    """Memory modes and LoRAs a host sets by environment (a Space's variables): MULTIFUSION_OFFLOAD,
+    MULTIFUSION_QUANTIZE, MULTIFUSION_DEVICE_MAP, MULTIFUSION_LORAS (comma-separated PATH_OR_ID[:SCALE])."""
+    env = {key: os.environ.get(f"MULTIFUSION_{key.upper()}") or None for key in ("offload", "quantize", "device_map", "loras")}
+    if not any(env.values()):
+        return None
+    loras = tuple(item.strip() for item in (env.pop("loras") or "").split(",") if item.strip())
+    return RuntimeOptions(**env, loras=loras)
+
+
+def launch(host: str | None = None, port: int | None = None, model: str | None = None,
+           options: RuntimeOptions | None = None) -> None:  # fmt: skip
+    studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"), options or options_from_env())
     if studio.runtime.compiled:
         studio.runtime.warm_up()  # compile before the first visitor, not during their request
-    demo = build_demo(studio, zero_gpu_wrapper())
+    demo = build_demo(studio, zero_gpu_wrapper(studio))
     demo.launch(server_name=host, server_port=port, **LAUNCH_OPTIONS)

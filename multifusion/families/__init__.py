@@ -38,9 +38,18 @@ def family_class(model: str | Path) -> type[ModelFamily]:
     return families[name]
 
 
-def load_family(model: str | Path, dtype: torch.dtype) -> ModelFamily:
-    """Load a model folder (or hub id, with network) as its family."""
-    return family_class(model).load(model, dtype)
+def load_family(model: str | Path, dtype: torch.dtype, quantize: str | None = None, device_map: str | None = None) -> ModelFamily:
+    """Load a model folder (or hub id, with network) as its family, quantized or device-mapped as asked
+    (`memory.py`)."""
+    cls = family_class(model)
+    extra: dict[str, Any] = {}
+    if quantize:
+        from ..memory import quantization_config
+
+        extra["quantization_config"] = quantization_config(quantize, cls.quantized_components)
+    if device_map:
+        extra["device_map"] = device_map
+    return cls.load(model, dtype, **extra)
 
 
 def family_of(pipe: Any) -> ModelFamily:

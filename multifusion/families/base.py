@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import PIL.Image
@@ -35,6 +36,7 @@ class FamilyInfo:
     max_images: int  # images one prompt may hold
     manipulate_modes: tuple[str, ...]  # where weights may act, "both" first
     denoiser: str  # what denoises, in words ("U-Net", "transformer")
+    gpu_seconds_per_step: float  # a guess of one native-size step's seconds on a large GPU, until one is measured
     draws: str | None = None  # what it draws, when its card says nothing
 
 
@@ -44,6 +46,12 @@ class ModelFamily(ABC):
     pipe: Any
     info: FamilyInfo
     limits: PromptLimits
+    quantized_components: dict[str, str] = {}  # what `quantize` quantizes (the big ones), by the library that built it
+
+    @classmethod
+    @abstractmethod
+    def load(cls, model: str | Path, dtype: torch.dtype, **from_pretrained: Any) -> ModelFamily:
+        """From a folder or hub id; `from_pretrained` goes to the pipeline's (quantization config, device map)."""
 
     @property
     @abstractmethod
@@ -69,6 +77,11 @@ class ModelFamily(ABC):
         from ..errors import PromptError
 
         raise PromptError(f"{self.info.family} keeps its own scheduler; choosing a sampler is not supported for it")
+
+    def set_shift(self, shift: float) -> None:
+        from ..errors import PromptError
+
+        raise PromptError(f"{self.info.family} has no timestep shift to set (a LoRA declares one)")
 
     @property
     def scheduler_name(self) -> str:

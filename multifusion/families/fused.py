@@ -24,6 +24,8 @@ DEFAULT_GUIDANCE = 5.0
 
 
 class FusedFamily(ModelFamily):
+    quantized_components = {"unet": "diffusers"}
+
     def __init__(self, pipe: MultiFusionPipeline, card: ModelCard | None = None) -> None:
         self.pipe = pipe
         self.limits = pipe.limits
@@ -38,11 +40,12 @@ class FusedFamily(ModelFamily):
             max_images=pipe.limits.max_images,
             manipulate_modes=MANIPULATE_MODES,
             denoiser="U-Net",
+            gpu_seconds_per_step=0.05,  # an SD-1.5-sized U-Net at 512 px, guided, on an A100-class GPU
         )
 
     @classmethod
-    def load(cls, model: str | Path, dtype: torch.dtype) -> FusedFamily:
-        return cls(MultiFusionPipeline.from_pretrained(str(model), dtype=dtype), ModelCard.load(model))
+    def load(cls, model: str | Path, dtype: torch.dtype, **from_pretrained: Any) -> FusedFamily:
+        return cls(MultiFusionPipeline.from_pretrained(str(model), dtype=dtype, **from_pretrained), ModelCard.load(model))
 
     @property
     def denoiser(self) -> torch.nn.Module:
