@@ -49,26 +49,53 @@ def test_parse_examples(text, expected):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("(red)", "needs a weight"),
-        ("(red:high)", "needs a weight"),
-        ("(red:1", "never closed"),
-        ("red)", "unexpected ')' at position 4"),
-        ("a > b", "unexpected '>'"),
-        ("((a:1):2)", "nested"),
         ("<dog>", "<dog>"),
-        ("<not a name>", "image tag"),
-        ("(:1.0)", "holds no text"),
+        ("[a:b:0.5]", "prompt editing"),
+        ("[cat:0.5]", "prompt editing"),
+        ("a [red|blue] star", "alternation"),
+        ("<lora:style:0.8>", "LoRA tags"),
     ],
 )
-def test_parse_errors_say_where(text, message):
-    with pytest.raises(PromptError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_parse_errors_say_what(text, message):
+    with pytest.raises(PromptError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         parse_prompt(text, {"red": RED})
 
 
-def test_format_keeps_adjacent_neutral_fragments_apart():
-    prompt = MultimodalPrompt((TextSegment("a"), TextSegment("b")))
+# AUTOMATIC1111's own documented readings (modules/prompt_parser.py), and the others of the studio's issue
+A1111 = [
+    ("normal text", [("normal text", 1.0)]),
+    ("an (important) word", [("an ", 1.0), ("important", 1.1), (" word", 1.0)]),
+    ("(unbalanced", [("unbalanced", 1.1)]),
+    (r"\(literal\]", [("(literal]", 1.0)]),
+    ("(unnecessary)(parens)", [("unnecessaryparens", 1.1)]),
+    ("a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
+     [("a ", 1.0), ("house", 1.573), (" ", 1.1), ("on", 1.0), (" a ", 1.1), ("hill", 0.55), (", sun, ", 1.1), ("sky", 1.4641), (".", 1.1)]),
+    ("[a blue star]", [("a blue star", 1 / 1.1)]),
+    ("((a green heart))", [("a green heart", 1.21)]),
+    ("a red circle BREAK a blue star", [("a red circle", 1.0), ("a blue star", 1.0)]),
+    ("(red:1", [("red:1", 1.1)]),
+    ("red)", [("red)", 1.0)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, expected", A1111)
+def test_the_emphasis_grammar_reads_as_automatic1111_reads_it(text, expected):
+    segments = parse_prompt(text).segments
+    assert [s.text for s in segments] == [t for t, _ in expected]
+    assert [s.weight for s in segments] == pytest.approx([w for _, w in expected])
+
+
+def test_images_sit_inside_groups_and_break_is_a_plain_boundary():
+    prompt = parse_prompt("((<red>)) [a <blue>] x BREAK y", {"red": RED, "blue": BLUE})
+    assert [(type(s).__name__, s.text if isinstance(s, TextSegment) else s.name, round(s.weight, 4)) for s in prompt.segments] == [
+        ("ImageSegment", "red", 1.21), ("TextSegment", " ", 1.0), ("TextSegment", "a ", 0.9091),
+        ("ImageSegment", "blue", 0.9091), ("TextSegment", " x", 1.0), ("TextSegment", "y", 1.0)]  # fmt: skip
+
+
+def test_format_keeps_adjacent_fragments_of_one_weight_apart():
+    prompt = MultimodalPrompt((TextSegment("a "), TextSegment(" b"), TextSegment("BREAK (c)", 1.5), TextSegment("d", 1.5)))
     text, _ = format_prompt(prompt)
-    assert text == "a(b:1.0)"
+    assert text == r"(a :1.0)BREAK( b:1.0)(\BREAK \(c\):1.5)BREAK(d:1.5)"
     assert parse_prompt(text) == prompt
 
 

@@ -177,3 +177,26 @@ def test_api_answer_carries_data_urls(studio):
     answer = handlers.data_urls(handlers.generate(studio, prompt, quick()))
     assert answer["images"][0].startswith("data:image/png;base64,") and answer["metadata"][0]["settings"]["steps"] == 2
     assert handlers.composition_to_prompt(studio, {"segments": [{"type": "image", "image": answer["images"][0]}]})
+
+
+@pytest.mark.parametrize("text", [t for t, _ in __import__("test_prompt").A1111])
+def test_a_text_card_reads_the_emphasis_grammar_as_the_string_syntax_does(studio, text):
+    from multifusion import parse_prompt
+
+    card = handlers.composition_to_prompt(studio, {"segments": [{"type": "text", "text": text, "weight": 1.0}]})
+    assert card == parse_prompt(text)
+
+
+def test_a_cards_slider_multiplies_what_its_text_says_and_restore_keeps_literal_brackets(studio):
+    value = {"segments": [{"type": "text", "text": "a (heart:1.4) in [green]", "weight": 2.0, "lang": "en"},
+                          {"type": "text", "text": r" \(literal\)", "weight": 1.0}]}  # fmt: skip
+    prompt = handlers.composition_to_prompt(studio, value)
+    assert [(s.text, round(s.weight, 4), s.lang) for s in prompt.segments] == [
+        ("a ", 2.0, "en"), ("heart", 2.8, "en"), (" in ", 2.0, "en"), ("green", 1.8182, "en"), (" (literal)", 1.0, None)]
+    result = handlers.generate(studio, prompt, quick())
+    restored, _, _ = handlers.restore(studio, Image.open(result.paths[0]))
+    assert handlers.composition_to_prompt(studio, restored) == prompt  # restored cards hold escaped text
+    from multifusion import parse_prompt
+
+    written = parse_prompt(Image.open(result.paths[0]).text["parameters"].split("\n")[0])  # the canonical form
+    assert [(s.text, s.weight) for s in written.segments] == [(s.text, s.weight) for s in prompt.segments]

@@ -29,7 +29,7 @@ from multifusion.model_card import ModelCard
 from multifusion.metadata import PARAMETERS_KEY, generation_record, parameters_text, read_record, save_png
 from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt
 from multifusion.runtime import MAX_SEED, GenerationSettings, Runtime, image_seed
-from multifusion.syntax import format_prompt, parse_prompt
+from multifusion.syntax import escape_text, format_prompt, parse_prompt, read_emphasis
 
 from .waiting_line import Ticket, WaitingLine
 
@@ -134,7 +134,8 @@ _DISPLAY_ONLY = ("path", "url", "thumb")  # the composer's own fields on an imag
 def composition_to_prompt(studio: Studio, composition: Any) -> MultimodalPrompt:
     """The composer's value as a prompt, checked by the one prompt schema (`MultimodalPrompt.from_dict`, as for
     the API and the CLI): an image card's `path` (or data URL) is its image reference, resolved by
-    `Studio.open_image`; `PromptError` names the bad segment."""
+    `Studio.open_image`; `PromptError` names the bad segment. A text card reads the emphasis syntax, as the
+    negative box and the CLI do (`(heart:1.4)`, `[green]`), its slider multiplying what its text says."""
     if isinstance(composition, str):
         try:
             composition = json.loads(composition)
@@ -142,7 +143,7 @@ def composition_to_prompt(studio: Studio, composition: Any) -> MultimodalPrompt:
             raise PromptError("the composition is not valid JSON") from None
     if isinstance(composition, dict) and isinstance(composition.get("segments"), list):
         composition = {**composition, "segments": [_as_prompt_item(item) for item in composition["segments"]]}
-    return MultimodalPrompt.from_dict(composition, image_loader=studio.open_image)
+    return read_emphasis(MultimodalPrompt.from_dict(composition, image_loader=studio.open_image))
 
 
 def _as_prompt_item(card: Any) -> Any:
@@ -328,7 +329,7 @@ def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str,
                 continue
             segments.append({**item, "image": None, "path": str(path)})
         else:
-            segments.append({**item, "lang": item.get("lang") or "auto"})
+            segments.append({**item, "text": escape_text(str(item.get("text", ""))), "lang": item.get("lang") or "auto"})
     settings = {k: v for k, v in record["settings"].items() if k in SETTING_KEYS}
     settings["seed"] = record.get("image_seed", settings.get("seed", 0))
     settings["num_images"] = 1
