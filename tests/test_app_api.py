@@ -126,13 +126,11 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
     import threading
     import time
 
-    import gradio as gr
-
     from multifusion.runtime import Runtime, RuntimeOptions
     from multifusion.testing import tiny_pipeline
     from ui import Studio, build_demo
     from ui.demo import GPU
-    from ui.queued_calls import queued_api_calls
+    from ui.queued_calls import queued_calls
 
     from conftest import free_port
 
@@ -146,7 +144,7 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         prompt, small = {"segments": [{"type": "text", "text": "a"}]}, {"steps": 3}
-        waiting = lambda: queued_api_calls(demo, GPU, {"generate": lambda *_: 0.0, "compare": lambda *_: 0.0})[0]  # noqa: E731
+        waiting = lambda: queued_calls(demo, GPU, {"generate": lambda *_: 0.0, "compare": lambda *_: 0.0})[0]  # noqa: E731
 
         def wait_until(condition, what):
             deadline = time.monotonic() + 60
@@ -161,12 +159,10 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
                      dict(prompt=prompt, settings={"steps": "many"}, api_name="/generate")]:  # fmt: skip
             calls.append(client.submit(**call))  # one at a time, so that they queue in this order
             wait_until(lambda: waiting() == len(calls) - 1, f"call {len(calls)} never queued")
-        on_join = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_join")
-        settings = (3, 5.0, 0, 64, 64, 1, "", "both", True)  # the Generate click's settings inputs
-        message = on_join(gr.Request(session_hash="visitor"), *settings)
+        what_is_ahead = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "what_is_ahead")
+        message = what_is_ahead()  # a Generate click now
         assert message.startswith("**Waiting:** 4 jobs ahead of yours"), message  # the running call and 3 waiting
-        assert queued_api_calls(demo, GPU, {"generate": lambda p, s: 1 / 0}) == (2, 0.0)  # unpriceable: counted, free
-        studio.line.leave("visitor")  # this visitor's click never runs
+        assert queued_calls(demo, GPU, {"generate": lambda p, s: 1 / 0}) == (2, 0.0)  # unpriceable: counted, free
         release.set()
         for call in calls[:3]:
             call.result(timeout=120)  # all served after all

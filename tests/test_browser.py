@@ -352,6 +352,39 @@ def test_a_visitor_behind_a_big_job_is_told_what_is_ahead(browser, live_app, slo
     assert len(studio.line) == 0
 
 
+def test_refusals_and_a_double_click_leave_no_phantom_jobs(browser, live_app, slow_model):
+    """Five refused requests and a double click from one visitor; then a lone visitor is told nothing is ahead."""
+    studio = live_app[1]
+    a, b = two_visitors(browser, live_app[0])
+    card = a.locator(".mf-text").nth(0)
+    refusals = [("", {}, "segment 1 (text) is empty"), ("x" * 3000, {}, "has 3000 characters"),
+                ("a red circle", {"mf-steps": 100, "mf-num-images": 8}, "costs 800"),
+                ("a red circle", {"mf-steps": 100, "mf-num-images": 5}, "costs 500"),
+                ("a (red:9) circle", {"mf-steps": 2, "mf-num-images": 1}, "outside")]  # fmt: skip
+    for text, numbers, message in refusals:
+        card.fill(text)
+        for elem_id, value in numbers.items():
+            set_number(a, elem_id, value)
+        a.click("#mf-generate")
+        a.get_by_text(message).first.wait_for(timeout=30000)
+    card.fill("a double click")
+    a.dblclick("#mf-generate")
+    captions(a)
+    a.wait_for_function("() => !document.querySelector('.progress-text, .eta-bar')", timeout=30000)  # the job is over
+    assert len(outputs_of(studio, "a double click")) == 1  # one job, not two
+
+    b.locator(".mf-text").nth(0).fill("a lone visitor's long job")
+    set_number(b, "mf-steps", 50)
+    b.click("#mf-generate")
+    b.locator(".progress-text, .eta-bar").first.wait_for(timeout=30000)  # running: its note was set at the click
+    assert "ahead" not in b.locator("#mf-wait").inner_text()
+    b.keyboard.press("Escape")
+    b.locator(".progress-text, .eta-bar").first.wait_for(state="hidden", timeout=30000)
+    for page in (a, b):
+        page.close()
+    assert studio.line.running() == (0, 0.0)
+
+
 def test_generate_is_a_few_tab_presses_from_the_last_card(page):
     page.locator(".mf-card .mf-weight-slider").last.focus()
     for presses in range(1, 13):  # was 24 with Generate below the results

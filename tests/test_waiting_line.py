@@ -3,25 +3,17 @@
 from ui.waiting_line import WaitingLine, wait_message
 
 
-def test_what_is_ahead_is_the_remaining_cost_of_the_jobs_ahead():
+def test_the_running_job_counts_with_the_cost_it_has_left_and_leaves_on_every_end():
     line = WaitingLine()
-    assert line.join("a", 400.0) == (0, 0.0)
+    assert line.running() == (0, 0.0)
     running = line.start("a", 400.0)
     running.done = 0.25  # a quarter of A's job is done
-    assert line.join("b", 2.0) == (1, 300.0)
-    assert line.join("c", 50.0) == (2, 302.0)  # behind A's rest and B's small job, not "two average jobs"
-    line.leave(session="b")  # B cancelled while waiting
-    assert line.join("d", 1.0) == (2, 350.0)
-    line.leave(ticket=running)  # A's job ended
-    assert line.start("c", 50.0).session == "c" and len(line) == 2
-
-
-def test_a_job_that_never_joined_still_counts_and_stale_tickets_expire():
-    line = WaitingLine(max_wait=0.0)
-    line.join("turned away", 999.0)  # Gradio refused the job (queue full): its ticket never starts
-    api = line.start("api", 10.0)  # an API job runs without having joined
-    assert line.join("b", 1.0) == (1, 10.0)  # the stale ticket is gone, the running one counts
-    line.leave(ticket=api)
+    assert line.running() == (1, 300.0)
+    other = line.start("api", 10.0)
+    line.leave(session="a")  # A cancelled or its tab closed
+    assert line.running() == (1, 10.0)
+    line.leave(ticket=other)  # the API job ended, however
+    assert line.running() == (0, 0.0) and len(line) == 0
 
 
 def test_the_message_says_jobs_and_time_only_once_a_rate_is_measured():

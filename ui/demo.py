@@ -25,7 +25,7 @@ from . import handlers
 from .composer import composer, with_thumbnails
 from .examples import EXAMPLES_DIR, load_examples
 from .handlers import Cancelled, Studio
-from .queued_calls import queued_api_calls
+from .queued_calls import queued_calls
 from .waiting_line import wait_message
 from .zero_gpu import Wrap, no_gpu_slices
 
@@ -244,20 +244,16 @@ def build_demo(
 
             return step
 
-        def joiner(count_prompts: Callable[..., int], n_before: int) -> Callable:
-            """A click's first, instant event: the job joins the line, and its visitor learns what is ahead."""
+        def what_is_ahead() -> str:
+            """A click's first, instant event: what is ahead of the job it is about to queue."""
+            running, running_work = studio.line.running()
+            waiting, waiting_work = queued_calls(demo, GPU, queued_costs)
+            return wait_message(running + waiting, running_work + waiting_work, studio.runtime.seconds_per_cost)
 
-            def on_join(request: gr.Request, *values: Any) -> str:
-                try:
-                    settings = settings_of(*values[n_before:])
-                    cost = studio.runtime.cost(settings, count_prompts(*values[:n_before]))
-                except MultiFusionError:
-                    return ""  # the job itself says what is wrong
-                jobs, work = studio.line.join(session(request), cost)
-                api_jobs, api_work = queued_api_calls(demo, GPU, api_costs)  # calls waiting that have not joined yet
-                return wait_message(jobs + api_jobs, work + api_work, studio.runtime.seconds_per_cost)
-
-            return on_join
+        def priced(count_prompts: Callable[..., int], n_before: int) -> Callable[..., float]:
+            """The cost of a queued studio event from its inputs: `n_before` values, then the settings."""
+            return lambda *values: studio.runtime.cost(settings_of(*values[n_before : n_before + len(settings_inputs)]),
+                                                       count_prompts(*values[:n_before]))  # fmt: skip
 
         def remembered(result: handlers.Result, paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
             """The history strip and its paths with a run's images in front (at most HISTORY)."""
@@ -280,7 +276,7 @@ def build_demo(
             studio.cancel(session(request))
             return ""
 
-        generate_event = generate_btn.click(joiner(lambda: 1, 0), settings_inputs, wait_note, queue=False, api_visibility="private").then(
+        generate_event = generate_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
             on_generate, [composition, *settings_inputs, history_paths], [gallery, record, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
         randomise.click(lambda: handlers.RANDOM_SEED, None, seed, queue=False, api_visibility="private")
@@ -343,8 +339,7 @@ def build_demo(
             return result.gallery(), settings.seed, *remembered(result, paths)
 
         compare_inputs = [*lang_boxes.values(), *settings_inputs]
-        compare_event = compare_btn.click(joiner(filled_languages, len(LANGUAGES)), compare_inputs, wait_note, queue=False,
-                                          api_visibility="private").then(
+        compare_event = compare_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
             on_compare, [*compare_inputs, history_paths], [compare_gallery, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
@@ -358,8 +353,7 @@ def build_demo(
                                                denoising(progress, job), job.cancel)  # fmt: skip
             return result.gallery(), settings.seed, *remembered(result, paths)
 
-        sweep_event = sweep_btn.click(joiner(lambda count: int(count), 1), [sweep_count, *settings_inputs], wait_note, queue=False,
-                                      api_visibility="private").then(
+        sweep_event = sweep_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
             on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs, history_paths],
             [sweep_gallery, last_seed, history, history_paths], concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
@@ -379,6 +373,8 @@ def build_demo(
             "generate": lambda prompt, settings: studio.runtime.cost(handlers.settings_from(settings)),
             "compare": lambda texts, settings: studio.runtime.cost(handlers.settings_from(settings), filled_languages(*texts.values())),
         }  # fmt: skip
+        queued_costs = {**api_costs, "on_generate": priced(lambda *_: 1, 1), "on_compare": priced(filled_languages, len(LANGUAGES)),
+                        "on_sweep": priced(lambda composition, index, low, high, count: int(count), 5)}  # fmt: skip
 
         @api_errors
         def generate(prompt: dict, settings: dict) -> dict:
