@@ -385,6 +385,33 @@ def test_refusals_and_a_double_click_leave_no_phantom_jobs(browser, live_app, sl
     assert studio.line.running() == (0, 0.0)
 
 
+def in_view(page, selector):
+    box = page.locator(selector).first.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] < height and box["y"] + box["height"] > 0
+
+
+def test_on_a_phone_generate_brings_the_progress_into_view_and_one_tap_goes_back(browser, live_app, slow_model):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    open_studio(page, live_app[0])
+    page.locator(".mf-text").nth(0).fill("a job watched on a phone")
+    set_number(page, "mf-steps", 40)
+    page.evaluate("window.scrollTo(0, 0)")  # back at the composer, with Generate in the bar at the bottom
+    page.wait_for_function("() => window.scrollY === 0")
+    assert not in_view(page, "#mf-gallery")  # the results are far below the composer
+    page.click("#mf-generate")
+    progress = ".progress-text, .eta-bar"
+    page.locator(progress).first.wait_for(timeout=30000)
+    page.wait_for_function("""() => { const r = document.querySelector('.progress-text, .eta-bar')?.getBoundingClientRect();
+                                      return r && r.top < window.innerHeight && r.bottom > 0; }""", timeout=10000)  # fmt: skip
+    page.screenshot(path=str(SHOTS / "phone-progress.png"))
+    page.click("#mf-to-composer")
+    page.wait_for_function("() => document.querySelector('#composer').getBoundingClientRect().top >= -5 && "
+                           "document.querySelector('#composer').getBoundingClientRect().top < window.innerHeight", timeout=10000)  # fmt: skip
+    page.keyboard.press("Escape")
+    page.close()
+
+
 def test_generate_is_a_few_tab_presses_from_the_last_card(page):
     page.locator(".mf-card .mf-weight-slider").last.focus()
     for presses in range(1, 13):  # was 24 with Generate below the results

@@ -42,6 +42,13 @@ RESTORE_COMPOSITION = """(current) => {
   }
 }"""
 HISTORY = 40  # images kept in a session's history strip
+# On a narrow screen the results stack below the composer (on a phone about 1,400 px down): Generate brings them,
+# and the progress shown on them, into view; "↑ Prompt" goes back.
+NARROW = 900
+SHOW_RESULTS = f"""() => {{
+  if (window.innerWidth <= {NARROW}) document.querySelector("#mf-gallery")?.scrollIntoView({{behavior: "smooth", block: "start"}});
+}}"""
+SCROLL_TO_COMPOSER = '() => { document.querySelector("#composer")?.scrollIntoView({behavior: "smooth", block: "start"}); }'
 # System fonts only: the page must work offline, so nothing is fetched from a font CDN.
 THEME = gr.themes.Soft(
     primary_hue="violet", secondary_hue="amber", font=["system-ui", "Segoe UI", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -55,7 +62,9 @@ CSS = """
 .gallery-item .caption-label, .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
 /* Generate and Cancel stay in reach: at the top of the results column, and on narrow screens (where the columns
    stack below a long composer) in a bar fixed to the bottom of the window. */
+#mf-to-composer { display: none; }
 @media (max-width: 900px) {
+  #mf-to-composer { display: block; }
   #mf-actions { position: fixed; left: 0; right: 0; bottom: 0; z-index: 100; margin: 0; padding: 8px 12px;
                 background: var(--background-fill-primary); box-shadow: 0 -2px 10px rgba(0, 0, 0, 0.15); }
   body { padding-bottom: 80px; }
@@ -164,8 +173,9 @@ def build_demo(
                     restore_file = gr.File(label="Restore: drop a PNG made here", file_types=[".png"], height=140)
                 with gr.Column(scale=4):
                     with gr.Row(elem_id="mf-actions"):
+                        to_composer = gr.Button("↑", elem_id="mf-to-composer", scale=0, min_width=48)  # narrow screens: back to the prompt
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="mf-generate", elem_classes="mf-run", scale=3)
-                        cancel_btn = gr.Button("Cancel", variant="secondary", elem_id="mf-cancel", elem_classes="mf-cancel", scale=1)
+                        cancel_btn = gr.Button("Cancel", variant="secondary", elem_id="mf-cancel", elem_classes="mf-cancel", scale=1, min_width=80)
                     gallery = gr.Gallery(label="Results", elem_id="mf-gallery", columns=4, height="auto", object_fit="contain",
                                          buttons=["download", "fullscreen"])  # fmt: skip
                     with gr.Accordion("Settings", open=True):
@@ -276,7 +286,9 @@ def build_demo(
             studio.cancel(session(request))
             return ""
 
-        generate_event = generate_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
+        to_composer.click(None, js=SCROLL_TO_COMPOSER)
+        generate_event = generate_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private",
+                                            js=SHOW_RESULTS).then(
             on_generate, [composition, *settings_inputs, history_paths], [gallery, record, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
         randomise.click(lambda: handlers.RANDOM_SEED, None, seed, queue=False, api_visibility="private")
