@@ -84,10 +84,27 @@ async function dropAt(event, index) {
   }
 }
 
+async function decodes(file) {
+  // A file named .png that is not one would otherwise become a card with a broken picture until Generate.
+  try {
+    (await createImageBitmap(file)).close();
+    return true;
+  } catch (err) {
+    return false;
+  }
+}
+
 async function addImages(files, index) {
-  const images = files.filter((f) => f.type.startsWith("image/"));
-  if (!images.length) {
+  const typed = files.filter((f) => f.type.startsWith("image/"));
+  if (!typed.length) {
     say("Only image files can be added (PNG, JPEG, WebP, ...).");
+    return;
+  }
+  const readable = await Promise.all(typed.map(decodes));
+  const images = typed.filter((f, i) => readable[i]);
+  const broken = typed.filter((f, i) => !readable[i]).map((f) => f.name);
+  if (!images.length) {
+    say(`Not a readable image: ${broken.join(", ")}.`);
     return;
   }
   say(`Uploading ${images.length} image${images.length > 1 ? "s" : ""}…`);
@@ -99,7 +116,7 @@ async function addImages(files, index) {
       segments.splice(at, 0, { type: "image", path, url, name, weight: 1 });
       at += 1;
     }
-    say("");
+    say(broken.length ? `Left out, not a readable image: ${broken.join(", ")}.` : "");
     commit();
     render();
   } catch (err) {

@@ -172,3 +172,23 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
         release.set()
         unet.forward = original
         demo.close()
+
+
+def test_api_pngs_travel_with_their_records_read_by_an_independent_parser(client, tmp_path):
+    """The API's images are the studio's PNGs, records included: `sd-parsers` (a PNG-info reader no one here
+    wrote) reads them as AUTOMATIC1111's, and the `multifusion` record restores the prompt."""
+    from sd_parsers import ParserManager
+
+    from multifusion.metadata import read_record
+
+    answer = generate(client, {"segments": [{"type": "text", "text": "a red circle"}, {"type": "text", "text": " and a star", "weight": 1.4}]},
+                      seed=21, negative="blurry, [dark]")  # fmt: skip
+    path = tmp_path / "api.png"
+    path.write_bytes(base64.b64decode(answer["images"][0].split(",", 1)[1]))
+    info = ParserManager().parse(str(path))
+    sampler = info.samplers[0]
+    assert info.generator.value == "AUTOMATIC1111"
+    assert [p.value for p in sampler.prompts] == ["a red circle( and a star:1.4)"]
+    assert [p.value for p in sampler.negative_prompts] == ["blurry, (dark:0.9090909090909091)"]
+    assert sampler.parameters == {"cfg_scale": "3.0", "seed": "21", "steps": "2"}
+    assert read_record(Image.open(path)) == answer["metadata"][0]

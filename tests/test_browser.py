@@ -124,13 +124,27 @@ def test_bad_input_shows_a_clear_error_and_the_app_recovers(page):
 
     page.locator(".mf-text").nth(0).fill("a green heart")
     drop_file(page, '.mf-gap[data-index="1"]', "broken.png", base64.b64encode(b"\x89PNG not really").decode())
-    page.wait_for_selector(".mf-card-image")
-    page.click("#mf-generate")
-    page.get_by_text("segment 2 (image) is not a readable image file").first.wait_for(timeout=30000)
-    page.click('.mf-card[data-index="1"] .mf-del')
+    page.get_by_text("Not a readable image: broken.png.").wait_for(timeout=10000)  # said at once, no broken card
+    assert page.locator(".mf-card-image").count() == 0
 
     page.click("#mf-generate")
     page.wait_for_selector("#mf-gallery img", timeout=60000)
+    shown = page.locator("#mf-gallery img").count()
+    page.locator(".mf-text").nth(0).fill("")  # a refused request changes nothing else: the pictures stay
+    page.click("#mf-generate")
+    page.get_by_text("segment 1 (text) is empty").last.wait_for(timeout=30000)
+    assert page.locator("#mf-gallery img").count() == shown and "Error" not in page.locator("#mf-gallery").inner_text()
+
+
+def test_the_cost_ceiling_and_an_examples_seed_are_said_before_they_matter(page):
+    assert "a run may cost up to 400 native-image steps" in page.locator("#mf-num-images").inner_text()
+    page.get_by_text("de · ein blauer Stern").click()
+    page.get_by_text("Example loaded with its seed, 2.").wait_for(timeout=10000)
+    assert page.locator("#mf-size-note").inner_text().strip() == ""
+    set_number(page, "mf-width", 128)  # above the native 64 px: the model tiles its scene, and the page says so
+    page.locator("#mf-size-note").get_by_text("trained at 64×64 px").wait_for(timeout=10000)
+    set_number(page, "mf-width", 64)
+    page.wait_for_function("() => !document.querySelector('#mf-size-note').innerText.trim()", timeout=10000)
 
 
 def test_examples_load_into_the_composer(page):

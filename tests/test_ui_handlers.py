@@ -200,3 +200,11 @@ def test_a_cards_slider_multiplies_what_its_text_says_and_restore_keeps_literal_
 
     written = parse_prompt(Image.open(result.paths[0]).text["parameters"].split("\n")[0])  # the canonical form
     assert [(s.text, s.weight) for s in written.segments] == [(s.text, s.weight) for s in prompt.segments]
+
+
+def test_sizes_above_the_native_one_are_said_and_png_info_errors_read_plainly(studio):
+    assert "trained at 64×64 px" in handlers.size_notice(studio.runtime, 128, 64)
+    assert handlers.size_notice(studio.runtime, 64, 48) == "" and handlers.size_notice(studio.runtime, None, "x") == ""
+    with pytest.raises(PromptError) as refused:
+        handlers.png_info(Image.new("RGB", (8, 8)))
+    assert "`" not in str(refused.value) and "no generation parameters" in str(refused.value)

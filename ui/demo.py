@@ -73,7 +73,8 @@ CSS = """
 
 
 def user_errors(fn: Callable, as_html: bool = True) -> Callable:
-    """Turn project errors into `gr.Error` (shown to the user) and a cancel into a notice. Any other exception is
+    """Turn project errors into a message for the user (on the page a warning toast that leaves every output as it
+    was; for API calls a `gr.Error`) and a cancel into a notice. Any other exception is
     a bug: the client gets a short message with an id, and the server log gets the id with the traceback, so no
     internals (object reprs, addresses, paths) ever reach a client. The page shows messages as HTML, so their text
     is escaped there (`<cat>` in a prompt stays visible); API answers (`as_html=False`) keep it plain."""
@@ -83,7 +84,10 @@ def user_errors(fn: Callable, as_html: bool = True) -> Callable:
         try:
             return fn(*args, **kwargs)
         except MultiFusionError as error:
-            raise gr.Error(html.escape(str(error)) if as_html else str(error), print_exception=False) from None
+            if as_html:  # the page: a toast says what is wrong and every output keeps what it showed
+                gr.Warning(html.escape(str(error)), title="Not done")
+                return gr.skip()
+            raise gr.Error(str(error), print_exception=False) from None
         except Cancelled:
             gr.Info("Generation cancelled.")
             return gr.skip()
@@ -190,9 +194,13 @@ def build_demo(
                                              info=f"the model's default is {runtime.default_guidance:g}")  # fmt: skip
                         with gr.Row():
                             max_side = studio.runtime.max_side  # the model's limit, not a fixed 1024
-                            width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width")
+                            width = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Width", elem_id="mf-width")
                             height = gr.Slider(multiple, max_side, value=default_side, step=multiple, label="Height")
-                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run", elem_id="mf-num-images")
+                        size_note = gr.Markdown("", elem_id="mf-size-note")
+                        num_images = gr.Slider(1, 8, value=2, step=1, label="Images per run", elem_id="mf-num-images",
+                                               info=f"a run may cost up to {runtime.options.max_cost:g} native-image steps "
+                                               f"(images × steps × size; e.g. 8 images of {runtime.default_steps} steps "
+                                               f"cost {8 * runtime.default_steps})")  # fmt: skip
                         with gr.Row():
                             manipulate = gr.Radio(list(runtime.manipulate_modes), value="both", label="Weights act in")
                             balance = gr.Checkbox(value=runtime.info.default_auto_balance, label="Balance text against images")
@@ -287,6 +295,9 @@ def build_demo(
             return ""
 
         to_composer.click(None, js=SCROLL_TO_COMPOSER)
+        for size in (width, height):
+            size.change(lambda w, h: handlers.size_notice(runtime, w, h), [width, height], size_note, queue=False,
+                        show_progress="hidden", api_visibility="private")  # fmt: skip
         generate_event = generate_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private",
                                             js=SHOW_RESULTS).then(
             on_generate, [composition, *settings_inputs, history_paths], [gallery, record, last_seed, history, history_paths],
@@ -299,9 +310,11 @@ def build_demo(
 
         def on_example(index: int):
             example = examples[index]
-            return example["composition"], example.get("seed", 0)
+            seed = example.get("seed", 0)
+            gr.Info(f"Example loaded with its seed, {seed}. For new pictures each run, press “Random each run”.")
+            return example["composition"], seed
 
-        example_list.click(on_example, example_list, [composition, seed], queue=False, api_visibility="private")
+        example_list.click(on_example, example_list, [composition, seed], api_visibility="private")  # queued: to show its notice
         demo.load(None, composition, composition, js=RESTORE_COMPOSITION)
 
         def restored(png: Image.Image) -> tuple:

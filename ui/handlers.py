@@ -363,7 +363,8 @@ def png_info(png: Image.Image) -> tuple[str, dict[str, Any] | None]:
     if text is None and record is not None:
         text = parameters_text(record, png.size)
     if text is None:
-        raise PromptError("this PNG carries no generation parameters (no MultiFusion record, no `parameters` text)")
+        raise PromptError("this PNG carries no generation parameters: neither a MultiFusion record nor AUTOMATIC1111's "
+                          "parameters text")
     return str(text), record
 
 
@@ -381,6 +382,20 @@ def png_data_url(path: Path) -> str:
     """A PNG the studio wrote, as a data URL: the file itself, so its `multifusion` and `parameters` records travel
     with the image as they do with a download."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def size_notice(runtime: Runtime, width: Any, height: Any) -> str:
+    """A note when a size is above what the model was trained at, where many models repeat their scene in tiles
+    instead of adding detail; "" otherwise."""
+    native = runtime.native_side
+    try:
+        larger = max(float(width or native), float(height or native)) > native
+    except (TypeError, ValueError):
+        return ""
+    if not larger:
+        return ""
+    return (f"This model was trained at {native}×{native} px: above that it may repeat its scene in tiles rather "
+            "than draw it larger.")
 
 
 def data_urls(result: Result) -> dict[str, Any]:
