@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from .checks import shorten
 from .errors import MultiFusionError, PromptError
-from .prompt import DEFAULT_LIMITS, MultimodalPrompt
+from .prompt import DEFAULT_LIMITS, ImageSegment, MultimodalPrompt
 from .train import STAGES
 
 
@@ -146,12 +146,27 @@ def _read_prompt(text: str, images: list[tuple[str, str]]) -> MultimodalPrompt:
         if images:
             raise PromptError("--image is for the prompt syntax; a JSON prompt gives its images inline")
         return MultimodalPrompt.from_json(text, allow_paths=True)
+    if text.lstrip().startswith("[") and _is_json_list(text):
+        raise PromptError('a JSON prompt is an object, {"segments": [...]}, not a list')
     loaded = {}
     for name, path in images:
         if name in loaded:
             raise PromptError(f"--image {name} is given twice")
         loaded[name] = load_image(path, max_pixels=DEFAULT_LIMITS.max_image_pixels, allow_paths=True, what=f"--image {name}")
-    return parse_prompt(text, loaded).validate()
+    prompt = parse_prompt(text, loaded).validate()
+    unused = sorted(set(loaded) - {s.name for s in prompt.segments if isinstance(s, ImageSegment)})
+    if unused:
+        raise PromptError(f"--image {unused[0]}: the prompt never places <{unused[0]}>")
+    return prompt
+
+
+def _is_json_list(text: str) -> bool:
+    import json
+
+    try:
+        return isinstance(json.loads(text), list)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _output_paths(out: str, count: int, mkdir: bool = False) -> list[Path]:
@@ -222,6 +237,9 @@ def _load_runtime(args: argparse.Namespace):
     except MultiFusionError:
         raise
     except (OSError, ValueError) as error:
+        if not Path(model).exists():  # a hub id: diffusers' message points at a traceback the user never sees
+            raise PromptError(f"cannot load {model!r}: it is not a folder here, and the hub has no such model or "
+                              "cannot be reached (offline?)") from None  # fmt: skip
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PromptError(f"cannot load a model from {model!r}: {first_line}") from None
 
@@ -424,6 +442,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from .metadata import generation_record, save_png
+    from .model_card import model_label
     from .runtime import GenerationSettings, image_seed, pick_device
     from .syntax import parse_prompt
 
@@ -433,11 +452,14 @@ def _generate(args: argparse.Namespace) -> int:
         steps=args.steps, guidance=args.guidance, seed=args.seed, width=args.width, height=args.height,
         num_images=args.num_images, negative=negative, manipulate=args.manipulate, auto_balance=args.balance,
     )  # fmt: skip
-    settings.validate(size_multiple=1)  # cheap checks now; the model's size multiple once it is loaded
+    if args.device is not None and not args.device.strip():
+        raise PromptError("--device must name a device: cpu, cuda, cuda:N or mps")
+    settings.validate()  # cheap checks now; sizes against the model's limits once it is loaded
     paths = _output_paths(args.out, args.num_images, args.mkdir)
     pick_device(args.device)  # an unknown or missing device is an error before the model loads
 
     runtime, model = _load_runtime(args)
+    model = model_label(model)  # outputs name the model, never the server's path to it
     settings = runtime.complete(settings)
     images = runtime.generate(prompt, settings)
     for index, (image, path) in enumerate(zip(images, paths)):

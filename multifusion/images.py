@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .errors import PromptError
+from .png_chunks import check_whole
 
 # Refuse larger encoded payloads before decoding anything (data URLs arrive from the network).
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -25,6 +26,7 @@ MAX_IMAGE_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_SIDE = 8192
 MAX_ASPECT_RATIO = 16
 WORKING_SIDE = 1024
+CONTAINERS = ("ICO", "CUR", "ICNS")  # files of several images, each of its own size
 _DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9=._+-]+)*;base64,", re.ASCII)
 
 
@@ -48,7 +50,11 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         raise PromptError(f"{what} is {len(data) / 2**20:.1f} MiB; the limit is {MAX_IMAGE_BYTES // 2**20} MiB")
     try:
         image = Image.open(io.BytesIO(data))
+        if image.format in CONTAINERS:  # the header's size is an entry's claim, not what its frames decode to
+            raise PromptError(f"{what} is an icon file ({image.format}); save it as PNG, JPEG or WebP to use it")
         check_dimensions(*image.size, max_pixels, what)  # read from the header, before any pixel is decoded
+        if image.format == "PNG":
+            check_whole(data, what)  # Pillow would fill the rows a file does not hold
         image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale where it can
         image.load()
     except PromptError:

@@ -16,6 +16,7 @@ A card that is missing or unreadable declares nothing; it never stops a model fr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,6 +69,22 @@ class ModelCard:
 
 def _positive_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
+def model_label(model: str | Path) -> str:
+    """How outputs and pages name a model: a hub id as it is; a folder by its name and a short hash of its weights
+    (`multifusion-tiny@1a2b3c4d`), never by its path on the server, which can hold a user's name."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return str(model)
+    digest = hashlib.sha256()
+    for weights in sorted(folder.rglob("*.safetensors")):
+        digest.update(str(weights.relative_to(folder)).encode())
+        digest.update(weights.stat().st_size.to_bytes(8, "little"))
+        with open(weights, "rb") as f:  # the header: every tensor's name, shape and offsets (the data stays unread)
+            head = f.read(8)
+            digest.update(head + f.read(min(int.from_bytes(head, "little"), 1 << 24)) if len(head) == 8 else head)
+    return f"{folder.resolve().name}@{digest.hexdigest()[:8]}"
 
 
 def _front_matter(readme: Path) -> dict:

@@ -198,6 +198,9 @@ class MultimodalPrompt:
             raise PromptError('"segments" must be a list')
         if len(items) > limits.max_segments:
             raise PromptError(f"the prompt has {len(items)} segments; the limit is {limits.max_segments}")
+        images = sum(isinstance(item, dict) and item.get("type") == "image" for item in items)
+        if images > limits.max_images:  # before a single one is decoded
+            raise PromptError(f"the prompt has {images} images; the limit is {limits.max_images}")
 
         def load(ref: Any, what: str) -> Image.Image:
             if image_loader is not None:

@@ -80,10 +80,16 @@ class GenerationSettings:
     max_images: int = field(default=8, repr=False)
     max_side: int = field(default=1024, repr=False)
 
-    def validate(self, size_multiple: int = 8, manipulate_modes: Sequence[str] = MANIPULATE_MODES) -> GenerationSettings:
-        def integer(name: str, value: Any, low: int, high: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise PromptError(f"{name} must be a whole number from {low} to {high}, got {shorten(value)}")
+    def validate(self, size_multiple: int | None = None, manipulate_modes: Sequence[str] = MANIPULATE_MODES,
+                 max_side: int | None = None) -> GenerationSettings:  # fmt: skip
+        """Check every setting. Sizes are checked against a model's limits (`size_multiple`, `max_side`: what
+        `Runtime.complete` passes); without them only that they are whole numbers, so that no message quotes a
+        limit that is not the loaded model's."""
+
+        def integer(name: str, value: Any, low: int, high: int | None) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+                bounds = f" from {low} to {high}" if high is not None else " of at least 1"
+                raise PromptError(f"{name} must be a whole number{bounds}, got {shorten(value)}")
 
         if self.steps is not None:
             integer("steps", self.steps, 1, self.max_steps)
@@ -91,10 +97,16 @@ class GenerationSettings:
         integer("number of images", self.num_images, 1, self.max_images)
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value is not None:
-                integer(name, value, size_multiple, self.max_side)
-                if value % size_multiple:
-                    raise PromptError(f"{name} must be a multiple of {size_multiple}, got {value}")
+            if value is None:
+                continue
+            if size_multiple is None:
+                integer(name, value, 1, None)
+                continue
+            top = max_side if max_side is not None else self.max_side
+            integer(name, value, size_multiple, top - top % size_multiple)
+            if value % size_multiple:
+                raise PromptError(f"{name} must be a multiple of {size_multiple} (from {size_multiple} to "
+                                  f"{top - top % size_multiple}), got {value}")  # fmt: skip
         if self.guidance is not None:
             finite_number(self.guidance, "guidance", 0, 30)
         if not isinstance(self.manipulate, str) or self.manipulate not in manipulate_modes:
@@ -304,7 +316,7 @@ class Runtime:
             settings = replace(settings, guidance=self.default_guidance)
         if settings.auto_balance is None:
             settings = replace(settings, auto_balance=self.info.default_auto_balance)
-        return settings.validate(self.size_multiple, self.manipulate_modes)
+        return settings.validate(self.size_multiple, self.manipulate_modes, self.max_side)
 
     def cost(self, settings: GenerationSettings, n_prompts: int = 1) -> float:
         """What a request costs in native-image steps: images x steps x pixels relative to the native size."""

@@ -192,3 +192,8 @@ def test_api_pngs_travel_with_their_records_read_by_an_independent_parser(client
     assert [p.value for p in sampler.negative_prompts] == ["blurry, (dark:0.9090909090909091)"]
     assert sampler.parameters == {"cfg_scale": "3.0", "seed": "21", "steps": "2"}
     assert read_record(Image.open(path)) == answer["metadata"][0]
+
+
+def test_compare_refuses_more_than_one_image_per_language(client):
+    with pytest.raises(Exception, match="one image per language"):
+        client.predict(texts={"en": "a red circle"}, settings={"steps": 2, "num_images": 3}, api_name="/compare")

@@ -14,10 +14,11 @@ from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
-from PIL import Image, UnidentifiedImageError
 
 from multifusion.checks import is_blank
 from multifusion.errors import MultiFusionError
+from multifusion.images import MAX_IMAGE_BYTES
+from multifusion.png_chunks import PngText, png_text
 from multifusion.prompt import LANGUAGES, MultimodalPrompt
 from multifusion.runtime import MAX_SEED
 
@@ -132,12 +133,17 @@ def _known(mode: Any, modes: tuple[str, ...]) -> str:
     return mode if mode in modes else "both"
 
 
-def open_png(file: Any) -> Image.Image:
-    """A dropped file as an image; anything else is the user's mistake, not a crash."""
+def open_png(file: Any) -> PngText:
+    """A dropped file's text chunks and size, read without decoding a pixel; anything but a PNG is the user's
+    mistake, not a crash."""
+    path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
     try:
-        return Image.open(file)
-    except (OSError, UnidentifiedImageError):
-        raise gr.Error("That file is not an image.", print_exception=False) from None
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            raise gr.Error(f"That file is larger than {MAX_IMAGE_BYTES // 2**20} MiB.", print_exception=False)
+        with open(path, "rb") as f:
+            return png_text(f, "that file")
+    except OSError:
+        raise gr.Error("That file could not be read.", print_exception=False) from None
 
 
 def build_demo(
@@ -317,7 +323,7 @@ def build_demo(
         example_list.click(on_example, example_list, [composition, seed], api_visibility="private")  # queued: to show its notice
         demo.load(None, composition, composition, js=RESTORE_COMPOSITION)
 
-        def restored(png: Image.Image) -> tuple:
+        def restored(png: PngText) -> tuple:
             """The composer and every setting from a PNG's record, saying what could not be restored."""
             value, settings, missing = handlers.restore(studio, png)
             negative_text = handlers.negative_as_text(settings.get("negative"))
@@ -417,6 +423,8 @@ def build_demo(
             data URL}, "similarity": {lang: cosine similarity of its encoding to the first language's}}."""
             if not isinstance(texts, dict):
                 raise gr.Error('texts must be an object like {"en": "a red circle", "de": "ein roter Kreis"}')
+            if isinstance(settings, dict) and settings.get("num_images", 1) != 1:
+                raise gr.Error("compare makes one image per language: num_images must be 1 (or left out)")
             chosen = handlers.settings_from(settings)
             with studio.job(f"api-{uuid.uuid4().hex}", api_costs["compare"](texts, settings)):
                 result, similarity = compare_languages(studio, texts, chosen)

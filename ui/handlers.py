@@ -8,9 +8,11 @@ that arrives from a browser is refused.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import secrets
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from multifusion.checks import check_unicode, is_blank, shorten
 from multifusion.errors import PromptError
 from multifusion.images import load_image, to_data_url
 from multifusion.model_card import ModelCard
+from multifusion.png_chunks import PngText
 from multifusion.metadata import PARAMETERS_KEY, generation_record, parameters_text, read_record, save_png
 from multifusion.prompt import DEFAULT_LIMITS, LANGUAGES, ImageSegment, MultimodalPrompt
 from multifusion.runtime import MAX_SEED, GenerationSettings, Runtime, image_seed
@@ -34,7 +37,22 @@ from multifusion.syntax import escape_text, format_prompt, parse_prompt, read_em
 from .waiting_line import Ticket, WaitingLine
 
 RANDOM_SEED = -1  # as a seed: draw a new one for this run
+MAX_NEGATIVE_CHARS = DEFAULT_LIMITS.max_text_chars * 4  # a negative prompt's text, all its segments together
 SETTING_KEYS = ("steps", "guidance", "seed", "width", "height", "num_images", "negative", "manipulate", "auto_balance")
+
+
+def temporary_folder(prefix: str) -> Path:
+    """A new temporary folder, removed when the process exits (a Space's disk must not fill across restarts)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def keep_newest(folder: Path, count: int) -> None:
+    """Delete all but the `count` most recently written files of `folder`."""
+    files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[count:]:
+        old.unlink(missing_ok=True)
 
 
 class Cancelled(Exception):
@@ -57,7 +75,8 @@ class Studio:
     runtime: Runtime
     model_name: str
     card: ModelCard = field(default_factory=ModelCard)  # what the model declares it draws and knows
-    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="multifusion-studio-")))
+    work_dir: Path = field(default_factory=lambda: temporary_folder("multifusion-studio-"))
+    max_files: int = 400  # PNGs kept in each of the output and image folders: the newest; the disk stays bounded
     trusted_dirs: tuple[Path, ...] = ()
     line: WaitingLine = field(default_factory=WaitingLine)  # the jobs waiting for the model, with their costs
     _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
@@ -86,6 +105,8 @@ class Studio:
             yield job
         finally:
             self.line.leave(ticket=job.ticket)
+            for folder in (self.output_dir, self.image_store):
+                keep_newest(folder, self.max_files)
             with self._jobs_lock:
                 self._jobs[session].discard(job.cancel)
                 if not self._jobs[session]:
@@ -182,6 +203,8 @@ def _negative(value: Any) -> MultimodalPrompt | None:
         if isinstance(value, dict):
             return MultimodalPrompt.from_dict(value)
         if isinstance(value, str):
+            if len(value) > MAX_NEGATIVE_CHARS:  # before parsing: 60 MB took 10 s
+                raise PromptError(f"it has {len(value):,} characters; the limit is {MAX_NEGATIVE_CHARS:,}")
             check_unicode(value, "the text")
             return None if is_blank(value) else parse_prompt(value).validate(allow_empty=True)
     except PromptError as error:
@@ -316,7 +339,7 @@ def weight_sweep(
     return result
 
 
-def restore(studio: Studio, png: Image.Image) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def restore(studio: Studio, png: Image.Image | PngText) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Rebuild the composition and settings from a PNG made by MultiFusion; lists images it could not find."""
     record = read_record(png)
     segments, missing = [], []
@@ -351,7 +374,7 @@ def vocabulary_notice(studio: Studio, composition: Any) -> str:
     return f"**Note:** this model has not learned {words}; it reads the rest of the prompt.{escape(draws)}"
 
 
-def png_info(png: Image.Image) -> tuple[str, dict[str, Any] | None]:
+def png_info(png: Image.Image | PngText) -> tuple[str, dict[str, Any] | None]:
     """How a PNG was made, without restoring it: its `parameters` text (AUTOMATIC1111's form, from this studio or
     any tool that writes it) and its MultiFusion record, if it has one."""
     chunks = getattr(png, "text", None) or png.info

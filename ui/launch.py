@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from multifusion.images import MAX_IMAGE_BYTES
-from multifusion.model_card import ModelCard
+from multifusion.model_card import ModelCard, model_label
 from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 
 from .composer import ASSETS
@@ -24,9 +24,9 @@ LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "js": (ASSETS / "shortcuts.js").re
 def load_studio(model: str | None = None, options: RuntimeOptions | None = None) -> Studio:
     """The given model, else `weights/multifusion-tiny`, else the tiny random test pipeline (said plainly)."""
     if model:
-        return Studio(Runtime.load(model, options), model, card=ModelCard.load(model))
+        return Studio(Runtime.load(model, options), model_label(model), card=ModelCard.load(model))
     if DEFAULT_MODEL.is_dir():
-        return Studio(Runtime.load(DEFAULT_MODEL, options), "multifusion-tiny (weights/multifusion-tiny)", card=ModelCard.load(DEFAULT_MODEL))
+        return Studio(Runtime.load(DEFAULT_MODEL, options), model_label(DEFAULT_MODEL), card=ModelCard.load(DEFAULT_MODEL))
     from multifusion.testing import tiny_pipeline
 
     name = "tiny RANDOM test pipeline — weights/multifusion-tiny is not installed, so images are noise"

@@ -1,0 +1,137 @@
+"""Hostile input, round 2: nothing decoded before it is checked, incomplete images refused, no server path in any
+output, bounded disk, and messages that quote the loaded model's real limits."""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from multifusion import MultimodalPrompt, PromptError
+from multifusion.images import decode_image, to_data_url
+from multifusion.png_chunks import png_text
+from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
+from ui import handlers
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png(width: int, height: int, rows: int, text: dict[str, str] | None = None) -> bytes:
+    """An RGB PNG whose header says width x height, holding `rows` rows of data."""
+    raw = b"".join(b"\0" + b"\x80" * (width * 3) for _ in range(rows))
+    texts = b"".join(chunk(b"tEXt", k.encode() + b"\0" + v.encode()) for k, v in (text or {}).items())
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + texts
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+WHOLE = png(64, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (png(4096, 4096, 10), "its header says 4096x4096 but its data holds less"),
+        (WHOLE[:-12], "ends before its IEND chunk"),
+        (WHOLE[:-14], "broken IDAT chunk"),
+    ],
+    ids=["rows-missing", "no-end-chunk", "cut-in-a-checksum"],
+)
+def test_an_image_that_is_not_whole_is_a_clear_error(data, message):
+    with pytest.raises(PromptError, match=message):
+        decode_image(data, 4096 * 4096)
+    assert decode_image(WHOLE, 4096 * 4096).size == (64, 64)
+
+
+def test_icon_files_are_refused_from_their_header():
+    """An ICO's directory may claim 256x256 over an embedded PNG of any size: it is refused before a decode."""
+    icon = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(icon, format="ICO")
+    with pytest.raises(PromptError, match="icon file"):
+        decode_image(icon.getvalue(), 4096 * 4096)
+
+
+def test_png_text_is_read_without_decoding_a_pixel():
+    """A PNG that claims 13000x13000 over a few bytes of data: its text and size come from its chunks."""
+    hostile = png(13000, 13000, 1, {"parameters": "a red circle\nSteps: 2, Seed: 1"})
+    facts = png_text(io.BytesIO(hostile))
+    assert facts.size == (13000, 13000) and facts.text["parameters"].startswith("a red circle")
+    text, record = handlers.png_info(facts)
+    assert text.startswith("a red circle") and record is None
+
+
+def test_image_counts_are_checked_before_any_image_is_decoded(monkeypatch):
+    decoded = []
+    monkeypatch.setattr("multifusion.prompt.load_image", lambda *a, **k: decoded.append(1))
+    big = to_data_url(Image.new("RGB", (8, 8)))
+    with pytest.raises(PromptError, match="31 images; the limit is 8"):
+        MultimodalPrompt.from_dict({"segments": [{"type": "image", "image": big}] * 31})
+    with pytest.raises(PromptError, match="negative prompt, the prompt has 31 images"):
+        handlers.settings_from({"negative": {"segments": [{"type": "image", "image": big}] * 31}})
+    assert decoded == []
+
+
+def test_a_huge_negative_text_is_refused_by_its_length():
+    with pytest.raises(PromptError, match="20,000,000 characters; the limit is 8,000"):
+        handlers.settings_from({"negative": "x" * 20_000_000})
+
+
+def test_size_messages_quote_the_loaded_models_limits():
+    runtime = Runtime.load(DEFAULT_MODEL, RuntimeOptions(device="cpu"))
+    for width, message in ((4, "from 16 to 256, got 4"), (63, "multiple of 16 (from 16 to 256), got 63"), (512, "from 16 to 256")):
+        with pytest.raises(PromptError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            runtime.complete(handlers.settings_from({"width": width}))  # the API's path: no limit quoted but the model's
+
+
+def cli(*args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "multifusion.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_outputs_name_a_model_by_name_and_hash_never_by_its_server_path(tmp_path):
+    from ui.launch import load_studio
+
+    absolute = str(DEFAULT_MODEL.resolve())
+    result = cli("generate", "a red circle", "--model", absolute, "--steps", "2", "--out", "x.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    chunks = Image.open(tmp_path / "x.png").text
+    assert all(str(DEFAULT_MODEL.parent) not in value for value in chunks.values())
+    assert "Model: multifusion-tiny@" in chunks["parameters"]
+    studio = load_studio(absolute, RuntimeOptions(device="cpu"))
+    assert studio.model_name.startswith("multifusion-tiny@") and "/" not in studio.model_name
+
+
+def test_the_studio_keeps_a_bounded_folder_and_removes_it_at_exit(tmp_path):
+    from multifusion.testing import tiny_pipeline
+
+    studio = handlers.Studio(Runtime(tiny_pipeline(), RuntimeOptions(device="cpu")), "tiny", work_dir=tmp_path / "s", max_files=3)
+    for seed in range(3):
+        with studio.job("visitor", 1.0):
+            handlers.generate(studio, MultimodalPrompt.of("a red circle"), GenerationSettings(steps=2, seed=seed, num_images=2))
+    assert len(list(studio.output_dir.iterdir())) == 3
+
+    code = "from ui.handlers import temporary_folder; print(temporary_folder('multifusion-studio-'))"
+    made = Path(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
+    assert made.name.startswith("multifusion-studio-") and not made.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["a red circle", "--device", ""], "--device must name a device"),
+        (["a red circle", "--image", "a=A.png"], "the prompt never places <a>"),
+        (['["a red circle"]'], "a JSON prompt is an object"),
+        (["a red circle", "--model", "org/no-such-model"], "it is not a folder here, and the hub"),
+    ],
+)
+def test_bad_cli_invocations_exit_2_with_one_error_line(tmp_path, args, message):
+    Image.new("RGB", (16, 16)).save(tmp_path / "A.png")
+    result = cli("generate", *args, "--out", "x.png", cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
