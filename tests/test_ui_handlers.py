@@ -208,3 +208,13 @@ def test_sizes_above_the_native_one_are_said_and_png_info_errors_read_plainly(st
     with pytest.raises(PromptError) as refused:
         handlers.png_info(Image.new("RGB", (8, 8)))
     assert "`" not in str(refused.value) and "no generation parameters" in str(refused.value)
+
+
+def test_a_job_of_a_closed_tab_does_not_start_when_its_turn_comes(studio):
+    studio.leave("closed-tab")
+    with pytest.raises(Cancelled):
+        with studio.job("closed-tab", 1.0):
+            pass
+    with studio.job("another-tab", 1.0):
+        pass
+    assert len(studio.line) == 0

@@ -394,7 +394,7 @@ def build_demo(
         for button in (cancel_btn, compare_cancel, sweep_cancel):
             button.click(on_cancel, None, wait_note, queue=False, cancels=jobs, api_visibility="private")
         def on_leave(request: gr.Request) -> None:
-            studio.cancel(session(request))
+            studio.leave(session(request))
 
         demo.unload(on_leave)
         for job_event in jobs:  # however a job ends (done, failed, cancelled), what was ahead of it is over

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -81,6 +82,7 @@ class Studio:
     line: WaitingLine = field(default_factory=WaitingLine)  # the jobs waiting for the model, with their costs
     _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
     _jobs_lock: threading.Lock = field(default_factory=threading.Lock)
+    _gone: OrderedDict[str, None] = field(default_factory=OrderedDict)  # sessions whose tab closed
 
     def __post_init__(self) -> None:
         self.image_store.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,9 @@ class Studio:
     def job(self, session: str, cost: float) -> Iterator[RunningJob]:
         """A running job of `session` that costs `cost` (`Runtime.cost`): its own cancel flag, which
         `cancel(session)` sets and a later job of the same session never clears, and its place in the line."""
+        with self._jobs_lock:
+            if session in self._gone:
+                raise Cancelled()
         job = RunningJob(threading.Event(), self.line.start(session, cost))
         with self._jobs_lock:
             self._jobs.setdefault(session, set()).add(job.cancel)
@@ -113,11 +118,20 @@ class Studio:
                     del self._jobs[session]
 
     def cancel(self, session: str) -> None:
-        """Stop every running job of `session` at its next step and take its waiting ones out of the line."""
+        """Stop every running job of `session` at its next step."""
         self.line.leave(session)
         with self._jobs_lock:
             for flag in self._jobs.get(session, ()):
                 flag.set()
+
+    def leave(self, session: str) -> None:
+        """`session`'s tab closed: stop its running jobs, and refuse any of its jobs still waiting when its turn
+        comes (nobody is there to see them)."""
+        with self._jobs_lock:
+            self._gone[session] = None
+            while len(self._gone) > 10_000:  # the newest closed tabs are the ones that may have jobs waiting
+                self._gone.popitem(last=False)
+        self.cancel(session)
 
     # --- images ---------------------------------------------------------------------------------------------
     def store_image(self, image: Image.Image) -> Path:
