@@ -329,12 +329,8 @@ class Runtime:
         return settings.width or self.native_side, settings.height or self.native_side
 
     def check_cost(self, settings: GenerationSettings, n_prompts: int = 1) -> None:
-        """Refuse a request bigger than this model's limits: a side over `max_side`, or a cost (`cost`) over
-        `max_cost`, saying what to reduce."""
-        width, height = self._size(settings)
-        if max(width, height) > self.max_side:
-            raise PromptError(f"{width}x{height} is larger than this model allows: at most {self.max_side} px a side "
-                              f"({self.options.max_side_multiple}x its native {self.native_side} px)")  # fmt: skip
+        """Refuse a request that costs (`cost`) more than `max_cost`, saying what to reduce. (Sides over `max_side`
+        are refused by `complete`.)"""
         cost = self.cost(settings, n_prompts)
         if cost > self.options.max_cost:
             raise PromptError(f"this request costs {cost:,.0f} native-image steps (images x steps x size); the limit "

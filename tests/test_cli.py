@@ -64,7 +64,7 @@ def test_json_prompt_with_local_path(model_dir, tmp_path, red_image):
         (["a", "--width", "33"], "multiple of 4"),
         (["a", "--out", "out.jpg"], ".png"),
         (["{not json"], "not valid JSON"),
-        (["a", "--model", "no/such/dir"], "cannot load a model"),
+        (["a", "--model", "no/such/dir"], "cannot load"),
         (["a", "--steps", "many"], "invalid int value"),
         (["a", "--image", "novalue"], "NAME=PATH"),
         (["a", "--scheduler", "plms"], "--scheduler: unknown 'plms'; choose one of dpm++2m"),

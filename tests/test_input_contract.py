@@ -170,7 +170,7 @@ def test_cli_checks_the_output_before_loading_a_model(tmp_path, out, message):
 
 def test_cli_creates_folders_only_when_asked(tmp_path):
     result = cli("generate", "a red circle", "--model", str(tmp_path / "no-model"), "--mkdir", "--out", "a/b/x.png", cwd=tmp_path)
-    assert (tmp_path / "a" / "b").is_dir() and "cannot load a model" in result.stderr
+    assert (tmp_path / "a" / "b").is_dir() and "cannot load" in result.stderr
 
 
 @pytest.mark.parametrize("device, message", [("xyz", "unknown device"), ("cuda", "not available")])
@@ -195,7 +195,7 @@ def test_request_costs_follow_the_loaded_model():
 
     runtime = Runtime(tiny_pipeline(), RuntimeOptions(device="cpu"))
     assert (runtime.native_side, runtime.max_side) == (64, 256)
-    with pytest.raises(PromptError, match="at most 256 px a side"):
+    with pytest.raises(PromptError, match="width must be a whole number from 4 to 256, got 1024"):  # the model's own limits
         runtime.generate("a red circle", GenerationSettings(width=1024, height=1024, steps=2))
     with pytest.raises(PromptError, match="costs 800 native-image steps"):
         runtime.generate("a red circle", GenerationSettings(num_images=8, steps=100))
