@@ -130,11 +130,14 @@ class SegmentBiasProcessor:
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
 
 
+def wrap_processors(model: torch.nn.Module, wrapper: type) -> None:
+    """Wrap every attention processor of a diffusers `model` in `wrapper(inner)` (idempotent)."""
+    processors = model.attn_processors
+    if all(isinstance(p, wrapper) for p in processors.values()):
+        return
+    model.set_attn_processor({name: p if isinstance(p, wrapper) else wrapper(p) for name, p in processors.items()})
+
+
 def install_segment_bias(unet: torch.nn.Module) -> None:
     """Wrap every attention processor of `unet` in `SegmentBiasProcessor` (idempotent)."""
-    processors = unet.attn_processors
-    if all(isinstance(p, SegmentBiasProcessor) for p in processors.values()):
-        return
-    unet.set_attn_processor(
-        {name: p if isinstance(p, SegmentBiasProcessor) else SegmentBiasProcessor(p) for name, p in processors.items()}
-    )
+    wrap_processors(unet, SegmentBiasProcessor)

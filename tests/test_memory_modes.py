@@ -15,7 +15,7 @@ from PIL import Image
 from multifusion import MultimodalPrompt, PromptError
 from multifusion.families.qwen_image.family import QwenImageEditPlusFamily
 from multifusion.families.qwen_image.tiny import save_tiny_qwen_image_edit_plus, tiny_qwen_image_edit_plus
-from multifusion.metadata import METADATA_KEY, PARAMETERS_KEY, generation_record, read_record, save_png
+from multifusion.metadata import PARAMETERS_KEY, generation_record, read_record, save_png
 from multifusion.model_card import ModelCard
 from multifusion.runtime import DEFAULT_MODEL, GenerationSettings, Runtime, RuntimeOptions
 from multifusion.shapes.scorer import main_object

@@ -27,7 +27,7 @@ from PIL import Image
 
 from multifusion.checks import check_unicode, is_blank, shorten
 from multifusion.errors import PromptError
-from multifusion.images import load_image, to_data_url
+from multifusion.images import load_image
 from multifusion.model_card import ModelCard
 from multifusion.png_chunks import PngText
 from multifusion.metadata import PARAMETERS_KEY, generation_record, parameters_text, read_record, save_png

@@ -17,7 +17,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_qwenimage import apply_rotary_emb_qwen
 
-from ...attention import as_mask, masked_value
+from ...attention import as_mask, masked_value, wrap_processors
 
 
 class JointKeyBiasProcessor:
@@ -81,9 +81,4 @@ class JointKeyBiasProcessor:
 
 def install_joint_key_bias(transformer: torch.nn.Module) -> None:
     """Wrap every attention processor of `transformer` in `JointKeyBiasProcessor` (idempotent)."""
-    processors = transformer.attn_processors
-    if all(isinstance(p, JointKeyBiasProcessor) for p in processors.values()):
-        return
-    transformer.set_attn_processor(
-        {name: p if isinstance(p, JointKeyBiasProcessor) else JointKeyBiasProcessor(p) for name, p in processors.items()}
-    )
+    wrap_processors(transformer, JointKeyBiasProcessor)
