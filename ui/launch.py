@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from dataclasses import replace
 
 from multifusion.images import MAX_IMAGE_BYTES
 from multifusion.model_card import ModelCard, model_label
@@ -55,7 +57,10 @@ def options_from_env() -> RuntimeOptions | None:
 
 def launch(host: str | None = None, port: int | None = None, model: str | None = None,
            options: RuntimeOptions | None = None) -> None:  # fmt: skip
-    studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"), options or options_from_env())
+    options = options or options_from_env() or RuntimeOptions()
+    if importlib.util.find_spec("spaces") is not None:  # ZeroGPU: no GPU outside a slice, so no compile at start
+        options = replace(options, compile_unet=False)
+    studio = load_studio(model or os.environ.get("MULTIFUSION_MODEL"), options)
     if studio.runtime.compiled:
         studio.runtime.warm_up()  # compile before the first visitor, not during their request
     demo = build_demo(studio, zero_gpu_wrapper(studio))
