@@ -59,7 +59,7 @@ def live_app(tmp_path_factory):
     """The whole app on the tiny random pipeline, served on a free localhost port."""
     from multifusion.runtime import Runtime, RuntimeOptions
     from ui import Studio, build_demo
-    from ui.launch import LAUNCH_OPTIONS
+    from ui.launch import launch_options
 
     from multifusion.model_card import ModelCard
     from multifusion.shapes.vocabulary import shapes_vocabulary
@@ -69,6 +69,6 @@ def live_app(tmp_path_factory):
                     work_dir=tmp_path_factory.mktemp("studio"))  # fmt: skip
     demo = build_demo(studio)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     yield f"http://127.0.0.1:{port}/", studio
     demo.close()

@@ -135,3 +135,20 @@ def test_bad_cli_invocations_exit_2_with_one_error_line(tmp_path, args, message)
     result = cli("generate", *args, "--out", "x.png", cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_request_bodies_are_bounded_and_refusals_do_not_echo_their_input(live_app):
+    """Raw HTTP, as a hostile client sends it: an oversized body is refused from its length, and a body that does
+    not match an endpoint's schema gets a short answer naming the field, not the input back."""
+    import httpx
+
+    from ui.http_limits import MAX_BODY_BYTES
+
+    url = live_app[0].rstrip("/")
+    too_big = httpx.post(f"{url}/gradio_api/queue/join", content=b"x" * (MAX_BODY_BYTES + 1),
+                         headers={"content-type": "application/json"}, timeout=60)  # fmt: skip
+    assert too_big.status_code == 413 and too_big.json() == {"error": "the request body is over 100 MiB"}
+    echo = "E" * 1_000_000
+    mismatched = httpx.post(f"{url}/gradio_api/queue/join", json={"data": echo, "fn_index": "not a number"}, timeout=60)
+    assert mismatched.status_code == 422 and len(mismatched.content) < 300 and "EEEE" not in mismatched.text
+    assert mismatched.json()["error"]  # names what was wrong

@@ -183,12 +183,12 @@ def qwen_image_app(runtime, qwen_image_dir, tmp_path_factory):
     from conftest import free_port
 
     from ui import Studio, build_demo
-    from ui.launch import LAUNCH_OPTIONS
+    from ui.launch import launch_options
 
     studio = Studio(runtime, "tiny-qwen-image", card=ModelCard.load(qwen_image_dir), work_dir=tmp_path_factory.mktemp("studio"))
     demo = build_demo(studio)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     yield f"http://127.0.0.1:{port}/", studio
     demo.close()
 

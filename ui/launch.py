@@ -13,14 +13,21 @@ from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from .composer import ASSETS
 from .demo import CSS, THEME, build_demo
 from .handlers import Studio
+from .http_limits import app_kwargs
 from .zero_gpu import Wrap, no_gpu_slices, zero_gpu
 
 MAX_UPLOAD = MAX_IMAGE_BYTES  # the largest file a visitor may upload (images are the only uploads)
 # How the studio is served. Our own errors are `gr.Error`s, always shown; show_error=False keeps the text of any
 # other exception (Gradio's own, e.g. a refused file path naming the server's folders) from reaching a client.
+# `app_kwargs` bounds request bodies and keeps refusals from echoing their input (`http_limits.py`).
 # `js` adds the page-wide keys (Ctrl/Cmd+Enter, Esc).
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8"), "show_error": False,
-                  "max_file_size": MAX_UPLOAD}  # fmt: skip
+_OPTIONS = {"theme": THEME, "css": CSS, "js": (ASSETS / "shortcuts.js").read_text(encoding="utf-8"), "show_error": False,
+            "max_file_size": MAX_UPLOAD}  # fmt: skip
+
+
+def launch_options() -> dict:
+    """`Blocks.launch` keyword arguments; new ones each time (Gradio adds to the app's arguments it is given)."""
+    return {**_OPTIONS, "app_kwargs": app_kwargs()}
 
 
 def load_studio(model: str | None = None, options: RuntimeOptions | None = None) -> Studio:
@@ -64,4 +71,4 @@ def launch(host: str | None = None, port: int | None = None, model: str | None =
     if studio.runtime.compiled:
         studio.runtime.warm_up()  # compile before the first visitor, not during their request
     demo = build_demo(studio, zero_gpu_wrapper(studio))
-    demo.launch(server_name=host, server_port=port, **LAUNCH_OPTIONS)
+    demo.launch(server_name=host, server_port=port, **launch_options())
