@@ -24,8 +24,8 @@ import torch
 from . import memory
 from .checks import finite_number, shorten
 from .errors import OutOfMemoryError, PromptError
-from .loras import load_loras, parse_lora, resolve
 from .families import FamilyInfo, ModelFamily, family_of, load_family
+from .loras import load_loras, parse_lora, resolve
 from .pipeline import as_prompts
 from .prompt import MultimodalPrompt
 
@@ -181,8 +181,9 @@ class EncodingCache:
 
 
 def compile_by_shape(denoiser: torch.nn.Module, backend: str = "inductor", shapes: int = 64, regional: bool = False) -> None:
-    """Compile `denoiser` (a U-Net or a transformer) to one static graph per input shape: a shape run before reuses its graph, a new one compiles
-    once. Each size takes two graphs when guidance stops before the last step (a guided batch, then half of it).
+    """Compile `denoiser` (a U-Net or a transformer; `regional`: its repeated block) to one static graph per input
+    shape: a shape run before reuses its graph, a new one compiles once. Each size takes two graphs when guidance
+    stops before the last step (a guided batch, then half of it).
 
     Not torch's default (shapes made symbolic from the second one on): the U-Net's convolutions still guard on
     their sizes, so every new size recompiled anyway, the second one slowest (benchmarks/compile_modes.py: on a
