@@ -126,6 +126,8 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
     import threading
     import time
 
+    import gradio as gr
+
     from multifusion.runtime import Runtime, RuntimeOptions
     from multifusion.testing import tiny_pipeline
     from ui import Studio, build_demo
@@ -160,7 +162,7 @@ def test_api_calls_waiting_in_the_queue_count_in_the_work_ahead(tmp_path):
             calls.append(client.submit(**call))  # one at a time, so that they queue in this order
             wait_until(lambda: waiting() == len(calls) - 1, f"call {len(calls)} never queued")
         what_is_ahead = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "what_is_ahead")
-        message = what_is_ahead()  # a Generate click now
+        message, _ = what_is_ahead(gr.Request(session_hash="visitor"))  # a Generate click now
         assert message.startswith("**Waiting:** 4 jobs ahead of yours"), message  # the running call and 3 waiting
         assert queued_calls(demo, GPU, {"generate": lambda p, s: 1 / 0}) == (2, 0.0)  # unpriceable: counted, free
         release.set()

@@ -218,3 +218,14 @@ def test_a_job_of_a_closed_tab_does_not_start_when_its_turn_comes(studio):
     with studio.job("another-tab", 1.0):
         pass
     assert len(studio.line) == 0
+
+
+def test_a_job_cancelled_between_its_click_and_its_start_does_not_run(studio):
+    mark = studio.cancels("tab")  # what the click recorded
+    studio.cancel("tab")  # Cancel pressed while the job waited (or while Gradio was starting it)
+    with pytest.raises(Cancelled):
+        with studio.job("tab", 1.0, clicked=mark):
+            pass
+    with studio.job("tab", 1.0, clicked=studio.cancels("tab")):  # the next click runs
+        pass
+    assert len(studio.line) == 0

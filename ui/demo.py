@@ -171,6 +171,7 @@ def build_demo(
         wait_note = gr.Markdown("", elem_id="mf-wait")  # what is ahead of a job that just joined the line
         last_seed = gr.State(None)
         history_paths = gr.State([])  # this session's PNGs, newest first
+        clicked = gr.State(0)  # the session's cancel count when Generate (Compare, Sweep) was clicked
 
         with gr.Tab("Generate"):
             with gr.Row(equal_height=False):
@@ -268,11 +269,13 @@ def build_demo(
 
             return step
 
-        def what_is_ahead() -> str:
-            """A click's first, instant event: what is ahead of the job it is about to queue."""
+        def what_is_ahead(request: gr.Request) -> tuple[str, int]:
+            """A click's first, instant event: what is ahead of the job it is about to queue, and the mark by which
+            that job knows, when it starts, whether it was cancelled since (`Studio.job`)."""
             running, running_work = studio.line.running()
             waiting, waiting_work = queued_calls(demo, GPU, queued_costs)
-            return wait_message(running + waiting, running_work + waiting_work, studio.runtime.seconds_per_cost)
+            message = wait_message(running + waiting, running_work + waiting_work, studio.runtime.seconds_per_cost)
+            return message, studio.cancels(session(request))
 
         def priced(count_prompts: Callable[..., int], n_before: int) -> Callable[..., float]:
             """The cost of a queued studio event from its inputs: `n_before` values, then the settings."""
@@ -285,14 +288,14 @@ def build_demo(
             return [(p, f"seed {Path(p).stem.split('-')[1]}") for p in paths], paths
 
         @user_errors
-        def on_generate(value, steps, guidance, seed, width, height, num_images, negative, manipulate, balance, paths,
+        def on_generate(value, steps, guidance, seed, width, height, num_images, negative, manipulate, balance, paths, mark,
                         request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
             first = (f"Compiling the {runtime.info.denoiser} for this size (once per size), then denoising"
                      if runtime.compiles(settings) else "Denoising")  # fmt: skip
             progress((0, settings.steps * settings.num_images), desc=first, unit="steps")
-            with studio.job(session(request), studio.runtime.cost(settings)) as job:
+            with studio.job(session(request), studio.runtime.cost(settings), clicked=mark) as job:
                 result = run(studio, prompt, settings, on_step=denoising(progress, job), cancel=job.cancel)
             return result.gallery(), result.records[0], settings.seed, *remembered(result, paths)
 
@@ -304,9 +307,9 @@ def build_demo(
         for size in (width, height):
             size.change(lambda w, h: handlers.size_notice(runtime, w, h), [width, height], size_note, queue=False,
                         show_progress="hidden", api_visibility="private")  # fmt: skip
-        generate_event = generate_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private",
+        generate_event = generate_btn.click(what_is_ahead, None, [wait_note, clicked], queue=False, api_visibility="private",
                                             js=SHOW_RESULTS).then(
-            on_generate, [composition, *settings_inputs, history_paths], [gallery, record, last_seed, history, history_paths],
+            on_generate, [composition, *settings_inputs, history_paths, clicked], [gallery, record, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
         randomise.click(lambda: handlers.RANDOM_SEED, None, seed, queue=False, api_visibility="private")
         reuse.click(lambda last, current: current if last is None else last, [last_seed, seed], seed, queue=False,
@@ -362,30 +365,30 @@ def build_demo(
 
         @user_errors
         def on_compare(en, de, fr, it, es, steps, guidance, seed, width, height, num_images, negative, manipulate, balance,
-                       paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+                       paths, mark, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             texts = dict(zip(LANGUAGES, (en, de, fr, it, es)))
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            with studio.job(session(request), studio.runtime.cost(settings, filled_languages(*texts.values()))) as job:
+            with studio.job(session(request), studio.runtime.cost(settings, filled_languages(*texts.values())), clicked=mark) as job:
                 result, _ = compare_languages(studio, texts, settings, denoising(progress, job), job.cancel)
             return result.gallery(), settings.seed, *remembered(result, paths)
 
         compare_inputs = [*lang_boxes.values(), *settings_inputs]
-        compare_event = compare_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
-            on_compare, [*compare_inputs, history_paths], [compare_gallery, last_seed, history, history_paths],
+        compare_event = compare_btn.click(what_is_ahead, None, [wait_note, clicked], queue=False, api_visibility="private").then(
+            on_compare, [*compare_inputs, history_paths, clicked], [compare_gallery, last_seed, history, history_paths],
             concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
         @user_errors
         def on_sweep(value, index, low, high, count, steps, guidance, seed, width, height, num_images, negative, manipulate,
-                     balance, paths, request: gr.Request, progress=gr.Progress()):  # fmt: skip
+                     balance, paths, mark, request: gr.Request, progress=gr.Progress()):  # fmt: skip
             prompt = handlers.composition_to_prompt(studio, value)
             settings = settings_of(steps, guidance, seed, width, height, num_images, negative, manipulate, balance)
-            with studio.job(session(request), studio.runtime.cost(settings, int(count))) as job:
+            with studio.job(session(request), studio.runtime.cost(settings, int(count)), clicked=mark) as job:
                 result = weight_sweep(studio, prompt, int(index or 0), float(low), float(high), int(count), settings,
                                                denoising(progress, job), job.cancel)  # fmt: skip
             return result.gallery(), settings.seed, *remembered(result, paths)
 
-        sweep_event = sweep_btn.click(what_is_ahead, None, wait_note, queue=False, api_visibility="private").then(
-            on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs, history_paths],
+        sweep_event = sweep_btn.click(what_is_ahead, None, [wait_note, clicked], queue=False, api_visibility="private").then(
+            on_sweep, [composition, sweep_segment, sweep_low, sweep_high, sweep_count, *settings_inputs, history_paths, clicked],
             [sweep_gallery, last_seed, history, history_paths], concurrency_id=GPU, api_visibility="private")  # fmt: skip
 
         # Cancel (button or Esc) takes a waiting job out of the queue and stops a running one at its next step; a

@@ -83,6 +83,7 @@ class Studio:
     _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
     _jobs_lock: threading.Lock = field(default_factory=threading.Lock)
     _gone: OrderedDict[str, None] = field(default_factory=OrderedDict)  # sessions whose tab closed
+    _cancels: dict[str, int] = field(default_factory=dict)  # per session: how many times it cancelled
 
     def __post_init__(self) -> None:
         self.image_store.mkdir(parents=True, exist_ok=True)
@@ -97,11 +98,14 @@ class Studio:
         return self.work_dir / "outputs"
 
     @contextmanager
-    def job(self, session: str, cost: float) -> Iterator[RunningJob]:
+    def job(self, session: str, cost: float, clicked: int | None = None) -> Iterator[RunningJob]:
         """A running job of `session` that costs `cost` (`Runtime.cost`): its own cancel flag, which
-        `cancel(session)` sets and a later job of the same session never clears, and its place in the line."""
+        `cancel(session)` sets and a later job of the same session never clears, and its place in the line.
+
+        `clicked` is `cancels(session)` when the job's button was clicked: a cancel since then (the visitor pressed
+        Cancel while the job waited, or while Gradio was starting it) stops it before it starts."""
         with self._jobs_lock:
-            if session in self._gone:
+            if session in self._gone or (clicked is not None and self._cancels.get(session, 0) > clicked):
                 raise Cancelled()
         job = RunningJob(threading.Event(), self.line.start(session, cost))
         with self._jobs_lock:
@@ -118,11 +122,20 @@ class Studio:
                     del self._jobs[session]
 
     def cancel(self, session: str) -> None:
-        """Stop every running job of `session` at its next step."""
+        """Stop every running job of `session` at its next step, and those of its jobs clicked before now that
+        have not started yet when they start (`job`'s `clicked`)."""
         self.line.leave(session)
         with self._jobs_lock:
+            self._cancels[session] = self._cancels.pop(session, 0) + 1  # newest last; the oldest forgotten first
+            while len(self._cancels) > 10_000:
+                self._cancels.pop(next(iter(self._cancels)))
             for flag in self._jobs.get(session, ()):
                 flag.set()
+
+    def cancels(self, session: str) -> int:
+        """How many times `session` has cancelled: the mark a click gives its job."""
+        with self._jobs_lock:
+            return self._cancels.get(session, 0)
 
     def leave(self, session: str) -> None:
         """`session`'s tab closed: stop its running jobs, and refuse any of its jobs still waiting when its turn
