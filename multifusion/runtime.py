@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -261,10 +262,13 @@ class Runtime:
         """What every PNG record of this runtime says beside the prompt and settings: sampler, guided share, LoRAs."""
         facts: dict[str, Any] = {"scheduler": self.scheduler_name, "guidance_end": self.default_guidance_end}
         if self.loras:
-            if not hasattr(self, "_lora_records"):
-                self._lora_records = [lora.record() for lora in self.loras]  # hashing reads each file once
-            facts["loras"] = self._lora_records
+            facts["loras"] = self.lora_records
         return facts
+
+    @cached_property
+    def lora_records(self) -> list[dict[str, Any]]:
+        """Each LoRA's name, scale and hash, made once (hashing reads each file)."""
+        return [lora.record() for lora in self.loras]
 
     # --- what the model declares --------------------------------------------------------------------------------
     @property

@@ -49,6 +49,15 @@ def temporary_folder(prefix: str) -> Path:
     return folder
 
 
+def remember(sessions: OrderedDict, session: str, value: Any, limit: int = 10_000) -> None:
+    """Set `sessions[session]` as the newest entry, forgetting the oldest past `limit` (clients choose session
+    ids, so what is kept per session must stay bounded; the newest are the ones whose jobs may still wait)."""
+    sessions.pop(session, None)
+    sessions[session] = value
+    while len(sessions) > limit:
+        sessions.popitem(last=False)
+
+
 def keep_newest(folder: Path, count: int) -> None:
     """Delete all but the `count` most recently written files of `folder`."""
     files = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -83,7 +92,7 @@ class Studio:
     _jobs: dict[str, set[threading.Event]] = field(default_factory=dict)  # per session: its running jobs' cancel flags
     _jobs_lock: threading.Lock = field(default_factory=threading.Lock)
     _gone: OrderedDict[str, None] = field(default_factory=OrderedDict)  # sessions whose tab closed
-    _cancels: dict[str, int] = field(default_factory=dict)  # per session: how many times it cancelled
+    _cancels: OrderedDict[str, int] = field(default_factory=OrderedDict)  # per session: how many times it cancelled
 
     def __post_init__(self) -> None:
         self.image_store.mkdir(parents=True, exist_ok=True)
@@ -126,9 +135,7 @@ class Studio:
         have not started yet when they start (`job`'s `clicked`)."""
         self.line.leave(session)
         with self._jobs_lock:
-            self._cancels[session] = self._cancels.pop(session, 0) + 1  # newest last; the oldest forgotten first
-            while len(self._cancels) > 10_000:
-                self._cancels.pop(next(iter(self._cancels)))
+            remember(self._cancels, session, self._cancels.get(session, 0) + 1)
             for flag in self._jobs.get(session, ()):
                 flag.set()
 
@@ -141,9 +148,7 @@ class Studio:
         """`session`'s tab closed: stop its running jobs, and refuse any of its jobs still waiting when its turn
         comes (nobody is there to see them)."""
         with self._jobs_lock:
-            self._gone[session] = None
-            while len(self._gone) > 10_000:  # the newest closed tabs are the ones that may have jobs waiting
-                self._gone.popitem(last=False)
+            remember(self._gone, session, None)
         self.cancel(session)
 
     # --- images ---------------------------------------------------------------------------------------------
