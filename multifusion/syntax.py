@@ -73,8 +73,6 @@ def parse_prompt(text: str, images: Mapping[str, Image.Image] | None = None, *, 
 
     for match in _TOKENS.finditer(text):
         kind, token, at = match.lastgroup, match.group(0), match.start()
-        if kind == "w":
-            kind = "weight"
         if kind == "escape":
             pieces.append(_Piece("text", token[1:]))
         elif kind == "tag" and image_tags and _is_tag(token, at):

@@ -44,7 +44,7 @@ RESTORE_COMPOSITION = """(current) => {
 }"""
 HISTORY = 40  # images kept in a session's history strip
 # On a narrow screen the results stack below the composer (on a phone about 1,400 px down): Generate brings them,
-# and the progress shown on them, into view; "↑ Prompt" goes back.
+# and the progress shown on them, into view; the bar's ↑ goes back.
 NARROW = 900
 SHOW_RESULTS = f"""() => {{
   if (window.innerWidth <= {NARROW}) document.querySelector("#mf-gallery")?.scrollIntoView({{behavior: "smooth", block: "start"}});
