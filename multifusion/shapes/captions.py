@@ -16,7 +16,12 @@ The colour comes in three forms (`COLOUR_FORMS`): as an adjective ("a red circle
 circle in red", "ein Kreis in Rot", "un cercle en rouge"), or named as a colour ("a circle coloured red", "ein
 Kreis in der Farbe Rot", "un cercle de couleur rouge", "un cerchio di colore rosso", "un círculo de color rojo");
 the noun forms use the colour noun (German capitalises it; Romance uses the masculine, agreeing with
-couleur/colore/color or standing alone). Sentence frames, split into training and held-out frames, are in
+couleur/colore/color or standing alone).
+
+Terse phrases (`terse_phrase`) are how people type tags: no article, in the language's order ("large blue star",
+"großer blauer Stern" with German's strong declension, "grande étoile bleue", "stella blu", "gran estrella azul"),
+or in tag order ("star, blue, large", "Stern, blau, groß", "étoile, bleue, grande", "estrella, azul, grande").
+`terse_caption` fills the terse forms of `frames.py` and types them in one of `CASINGS`. Sentence frames, split into training and held-out frames, are in
 `frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
 object in another language (a mixed-language prompt). `loosely_joined` joins two objects by filler words, a
 training augmentation for phrasings no frame has.
@@ -28,7 +33,7 @@ import random
 import re
 from functools import lru_cache
 
-from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO, composed_two
+from .frames import HELD_OUT_ONE, HELD_OUT_TWO, TRAIN_ONE, TRAIN_TWO, composed_two, terse_forms
 from .world import Scene, ShapeObject
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "it", "es")
@@ -114,6 +119,70 @@ _PHRASE = {
     "it": _romance(_IT_NOUN, _IT_ADJ, ("un", "una")),
     "es": _romance(_ES_NOUN, _ES_ADJ, ("un", "una")),
 }
+# --- terse phrases -------------------------------------------------------------------------------------------
+_DE_STRONG = {("nom", "m"): "er", ("nom", "n"): "es", ("dat", "m"): "em", ("dat", "n"): "em"}
+_SIZE_AFTER = {"es": {"large": ("grande", "grande")}}  # predicative size where it differs from the prenominal one
+
+
+def terse_phrase(obj: ShapeObject, lang: str, mention_size: bool = False, tag_order: bool = False, case: str = "nom") -> str:
+    """"blue star" / "blauer Stern" / "étoile bleue" ...: the object without an article; with `tag_order`, noun
+    first and the attributes after it as tags ("star, blue, large"). `case` (nom, dat) matters only in German."""
+    if lang == "en":
+        attributes = ([obj.size] if mention_size else []) + [obj.colour]
+        return ", ".join([obj.shape, *attributes[::-1]]) if tag_order else " ".join([*attributes, obj.shape])
+    if lang == "de":
+        noun, gender = _DE_NOUN[obj.shape]
+        adjectives = [_DE_ADJ[a] for a in ([obj.size] if mention_size else []) + [obj.colour]]
+        if tag_order:
+            return ", ".join([noun, *adjectives[::-1]])
+        ending = _DE_STRONG[case, gender]
+        return " ".join([*(a if a in _DE_INDECLINABLE else a + ending for a in adjectives), noun])
+    nouns, adjectives = {"fr": (_FR_NOUN, _FR_ADJ), "it": (_IT_NOUN, _IT_ADJ), "es": (_ES_NOUN, _ES_ADJ)}[lang]
+    noun, gender = nouns[obj.shape]
+    form = 0 if gender == "m" else 1
+    colour = adjectives[obj.colour][form]
+    if tag_order:
+        size = _SIZE_AFTER.get(lang, {}).get(obj.size, adjectives[obj.size])[form]
+        return ", ".join([noun, colour, *([size] if mention_size else [])])
+    return " ".join([*([adjectives[obj.size][form]] if mention_size else []), noun, colour])
+
+
+CASINGS: tuple[str, ...] = ("lower", "capitalised", "title", "upper")
+
+
+def typed(text: str, casing: str) -> str:
+    """`text` in a casing people type tags in: "blue star", "Blue star", "Blue Star", "BLUE STAR"."""
+    if casing == "capitalised":
+        return text[:1].upper() + text[1:]
+    if casing == "title":
+        return " ".join(word[:1].upper() + word[1:] for word in text.split(" "))
+    if casing == "upper":
+        return text.upper()
+    return text
+
+
+def fill_terse(template: str, scene: Scene, langs: tuple[str, ...], mention_size: bool = False) -> str:
+    """Put the scene's terse phrases into a terse form; object i is phrased in `langs[i]` (the last one repeats)."""
+    for index, (key, obj) in enumerate(zip("ab", scene.objects)):
+        lang = langs[min(index, len(langs) - 1)]
+        for modifier, kwargs in (("tag", {"tag_order": True}), ("dat", {"case": "dat"}), ("", {})):
+            slot = f"{{{key}:{modifier}}}" if modifier else f"{{{key}}}"
+            if slot in template:
+                template = template.replace(slot, terse_phrase(obj, lang, mention_size, **kwargs))
+    return template
+
+
+def terse_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1) -> str:
+    """A terse form of `split` filled with the scene's objects, typed in a random casing, sometimes with an end
+    mark; with two objects the second is named in another language with probability `mixed_prob`."""
+    langs = (lang,)
+    if len(scene.objects) == 2 and rng.random() < mixed_prob:
+        langs = (lang, rng.choice([other for other in LANGUAGES if other != lang]))
+    text = fill_terse(rng.choice(terse_forms(len(scene.objects), lang, split)), scene, langs, rng.random() < 0.3)
+    text = typed(text, rng.choices(CASINGS, weights=(5, 3, 1, 1))[0])
+    return text + rng.choice(("", "", "", ".", "!", ","))
+
+
 N_FRAMES = 5  # the original frames: the first five training frames of each language
 
 
@@ -170,9 +239,14 @@ def decorate(text: str, rng: random.Random) -> str:
     return text
 
 
+TERSE_SHARE = 0.2  # of random captions, the share in a terse form
+
+
 def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1) -> str:
     """A caption from a random frame of `split`, colour form and size mention, decorated; with two objects the
-    second is named in another language with probability `mixed_prob`."""
+    second is named in another language with probability `mixed_prob`. A share `TERSE_SHARE` is terse instead."""
+    if rng.random() < TERSE_SHARE:
+        return terse_caption(scene, lang, rng, split, mixed_prob)
     templates = frames(len(scene.objects), lang, split)
     langs = (lang,)
     if len(scene.objects) == 2 and rng.random() < mixed_prob:

@@ -166,3 +166,41 @@ def composed_two(lang: str) -> list[str]:
             if not any(p.match(frame.lower()) for p in held_out):
                 composed.append(frame)
     return composed
+
+
+# --- terse forms: how people type tags ("blue star", "red circle, blue star") -----------------------------------
+# A terse form puts article-less noun phrases (`captions.terse_phrase`: `{a}` "blue star" / "blauer Stern" / "étoile
+# bleue", `{a:tag}` in tag order "star, blue") into a list (`TERSE_LISTS`, two objects, the left one first) and the
+# list into a wrapper (`TERSE_WRAPPERS`: bare, a fragment, or a sentence around the tags). Every (wrapper, list)
+# combination is a form; `TERSE_HELD_OUT` names the combinations no training stage reads, which `multifusion eval`'s
+# `terse` benchmark measures. `{b:dat}` is German's dative after "mit" ("roter Kreis mit blauem Stern").
+TERSE_SINGLES: tuple[str, ...] = ("{a}", "{a:tag}")
+TERSE_LISTS: dict[str, list[str]] = {
+    "en": ["{a}, {b}", "{a} + {b}", "{a} & {b}", "{a} with {b}", "{a} and {b}"],
+    "de": ["{a}, {b}", "{a} + {b}", "{a} & {b}", "{a} mit {b:dat}", "{a} und {b}"],
+    "fr": ["{a}, {b}", "{a} + {b}", "{a} & {b}", "{a} avec {b}", "{a} et {b}"],
+    "it": ["{a}, {b}", "{a} + {b}", "{a} & {b}", "{a} con {b}", "{a} e {b}"],
+    "es": ["{a}, {b}", "{a} + {b}", "{a} & {b}", "{a} con {b}", "{a} y {b}"],
+}  # fmt: skip
+TERSE_WRAPPERS: dict[str, list[str]] = {
+    "en": ["{}", "{}, simple picture", "{}, please", "picture: {}", "{}, plain background", "{}, that's all"],
+    "de": ["{}", "{}, einfaches Bild", "{}, bitte", "Bild: {}", "{}, heller Hintergrund", "{}, das ist alles"],
+    "fr": ["{}", "{}, image simple", "{}, s'il te plaît", "image : {}", "{}, fond clair", "{}, c'est tout"],
+    "it": ["{}", "{}, immagine semplice", "{}, per favore", "immagine: {}", "{}, sfondo chiaro", "{}, è tutto"],
+    "es": ["{}", "{}, imagen sencilla", "{}, por favor", "imagen: {}", "{}, fondo claro", "{}, eso es todo"],
+}  # fmt: skip
+TERSE_HELD_OUT: dict[int, set[tuple[int, int]]] = {  # objects -> {(wrapper index, single/list index)}
+    1: {(1, 1), (4, 0), (3, 1)},  # "star, blue, simple picture"; "blue star, plain background"; "picture: star, blue"
+    2: {(1, 2), (3, 1), (2, 3), (4, 0), (5, 4)},  # "&" in a fragment, "+" after "picture:", "with" + "please", ...
+}
+
+
+def terse_forms(n_objects: int, lang: str, split: str = "train") -> list[str]:
+    """The terse forms of `split` ("train" or "held_out") for scenes of `n_objects` in `lang`."""
+    inner = TERSE_SINGLES if n_objects == 1 else TERSE_LISTS[lang]
+    return [
+        wrapper.format(form)
+        for w, wrapper in enumerate(TERSE_WRAPPERS[lang])
+        for f, form in enumerate(inner)
+        if ((w, f) in TERSE_HELD_OUT[n_objects]) == (split == "held_out")
+    ]
