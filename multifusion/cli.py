@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="write the JSON report here")
     ev.add_argument("--quick", action="store_true", help="small samples, for a fast look")
     ev.add_argument("--benchmarks", default=None, help="comma-separated subset of single, mcc, weights, languages, "
-                    "paraphrase, image_prompt (default: all)")  # fmt: skip
+                    "paraphrase, terse, image_prompt (default: all)")  # fmt: skip
     ev.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     ev.add_argument("--scheduler", default=None, help="sampler, as for generate (default: the model's)")
     ev.add_argument("--guidance", type=float, default=5.0, help="guidance scale (default: 5)")

@@ -10,6 +10,10 @@
   structures no training stage reads), in every colour form, cased and punctuated at random: `single` is the share
   whose main object is right, `pair` the share with both objects in the right shapes and colours (`pair_sides`:
   and each on its named side; `pair_by_frame`: `pair` for each held-out frame, which the prompts take in turn).
+- terse: per language, one- and two-object prompts in the held-out terse forms only (`frames.py`: tags such as
+  "star, blue, simple picture" or "red circle & blue star", combinations no training stage reads), each form in
+  every casing in turn ("blue star", "Blue star", "Blue Star", "BLUE STAR"): `single`, `pair` and `pair_sides` as
+  for paraphrase, and `single_by_form`, `pair_by_form`.
 - image_prompt: one reference image as the whole prompt: the share of images whose main object has its shape and
   colour (and each separately), for the renderer's references and for `foreign` ones drawn by an independent
   routine (`shapes/foreign.py`) on 16- to 512-px canvases, anywhere on white, grey and tinted grounds.
@@ -33,7 +37,8 @@ from .errors import PromptError
 from .processor import layout_prompts
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
 from .schedulers import scheduler_name
-from .shapes.captions import COLOUR_FORMS, LANGUAGES, caption, decorate, fill, frames, noun_phrase
+from .shapes.captions import CASINGS, COLOUR_FORMS, LANGUAGES, caption, decorate, fill, fill_terse, frames, noun_phrase, typed
+from .shapes.frames import terse_forms
 from .shapes.foreign import GROUNDS, draw_object
 from .shapes.foreign import SIDES as FOREIGN_SIDES
 from .shapes.render import render_reference
@@ -42,10 +47,10 @@ from .shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Scene, ShapeObject
 
 WEIGHTS = (0.0, 1.0, 2.5)
 SAMPLE_SIZES = {  # scenes per language (single, paraphrase), per variant (mcc, image_prompt), per weight (weights)
-    "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64, "paraphrase": 32, "image_prompt": 70},
-    "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16, "paraphrase": 8, "image_prompt": 14},
+    "full": {"single": 32, "mcc": 32, "weights": 24, "similarity": 64, "paraphrase": 32, "terse": 32, "image_prompt": 70},
+    "quick": {"single": 8, "mcc": 8, "weights": 8, "similarity": 16, "paraphrase": 8, "terse": 8, "image_prompt": 14},
 }
-BENCHMARKS: tuple[str, ...] = ("single", "mcc", "weights", "languages", "paraphrase", "image_prompt")
+BENCHMARKS: tuple[str, ...] = ("single", "mcc", "weights", "languages", "paraphrase", "terse", "image_prompt")
 
 
 @dataclass(frozen=True)
@@ -185,33 +190,57 @@ class Evaluator:
         result["unrelated_en_baseline"] = sum(unrelated) / max(len(unrelated), 1)
         return result
 
-    def paraphrase(self) -> dict[str, dict[str, Any]]:
-        rng = random.Random(f"paraphrase/{self.config.seed}")
-        n = self.config.n("paraphrase")
+    def held_out_reading(self, benchmark: str, phrase: Callable[[Scene, int], str], forms: Callable[[int], list[str]]) -> dict[str, Any]:
+        """Single and pair scores of `phrase(scene, i)` prompts, with the held-out forms taken in turn
+        (`forms(n_objects)`): the reading of phrasing no training stage saw."""
+        rng = random.Random(f"{benchmark}/{self.config.seed}")
+        n = self.config.n(benchmark)
         singles, pairs = [random_scene(rng, 1) for _ in range(n)], [random_scene(rng, 2) for _ in range(n)]
+        refused_before = self.refused
+        one = self.generate([MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(singles)])
+        two = [detect(im) for im in self.generate([MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(pairs)])]
+        single_right = [_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]
+        pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
+        by_form = lambda flags, k: {form: _share(flags[i :: len(forms(k))]) for i, form in enumerate(forms(k))}  # noqa: E731
+        return {
+            "single": _share(single_right),
+            "pair": _share(pair_right),
+            "pair_sides": _share([all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d)
+                                      for o in s.objects) for d, s in zip(two, pairs)]),  # fmt: skip
+            "single_by_form": by_form(single_right, 1),
+            "pair_by_form": by_form(pair_right, 2),
+            "n": n,
+            "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
+        }
+
+    def paraphrase(self) -> dict[str, dict[str, Any]]:
         result = {}
         for lang in LANGUAGES:
             wording = random.Random(f"paraphrase/{self.config.seed}/{lang}")
+            held_out = lambda k: frames(k, lang, "held_out")  # noqa: E731
 
-            def phrase(scene: Scene, i: int) -> MultimodalPrompt:  # every held-out frame in turn
-                held_out = frames(len(scene.objects), lang, "held_out")
-                text = fill(held_out[i % len(held_out)], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
-                return MultimodalPrompt.of(decorate(text, wording))
+            def phrase(scene: Scene, i: int) -> str:  # every held-out frame in turn
+                forms = held_out(len(scene.objects))
+                text = fill(forms[i % len(forms)], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
+                return decorate(text, wording)
 
-            refused_before = self.refused
-            one = self.generate([phrase(s, i) for i, s in enumerate(singles)])
-            two = [detect(im) for im in self.generate([phrase(s, i) for i, s in enumerate(pairs)])]
-            pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
-            held_out = frames(2, lang, "held_out")
-            result[lang] = {
-                "single": _share([_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]),
-                "pair": _share(pair_right),
-                "pair_by_frame": {frame: _share(pair_right[i::len(held_out)]) for i, frame in enumerate(held_out)},
-                "pair_sides": _share([all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d)
-                                          for o in s.objects) for d, s in zip(two, pairs)]),  # fmt: skip
-                "n": n,
-                "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
-            }
+            result[lang] = self.held_out_reading("paraphrase", phrase, held_out)
+            result[lang]["pair_by_frame"] = result[lang].pop("pair_by_form")
+            del result[lang]["single_by_form"]
+        return result
+
+    def terse(self) -> dict[str, dict[str, Any]]:
+        result = {}
+        for lang in LANGUAGES:
+            wording = random.Random(f"terse/{self.config.seed}/{lang}")
+            held_out = lambda k: terse_forms(k, lang, "held_out")  # noqa: E731
+
+            def phrase(scene: Scene, i: int) -> str:  # every held-out form in turn, each in every casing in turn
+                forms = held_out(len(scene.objects))
+                text = fill_terse(forms[i % len(forms)], scene, (lang,), wording.random() < 0.3)
+                return typed(text, CASINGS[(i // len(forms)) % len(CASINGS)])
+
+            result[lang] = self.held_out_reading("terse", phrase, held_out)
         return result
 
     def image_prompt(self) -> dict[str, Any]:
@@ -285,6 +314,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("paraphrase (held-out frames: single right; pair both right; pair both right and on their sides)")
         lines += [f"  {lang}  single {pct(r['single'])}  pair {pct(r['pair'])}  pair+sides {pct(r['pair_sides'])}  (n={r['n']} each)"
                   for lang, r in b["paraphrase"].items()]  # fmt: skip
+    if "terse" in b:
+        lines.append("terse (held-out tag forms: single right; pair both right; pair both right and on their sides)")
+        lines += [f"  {lang}  single {pct(r['single'])}  pair {pct(r['pair'])}  pair+sides {pct(r['pair_sides'])}  (n={r['n']} each)"
+                  for lang, r in b["terse"].items()]  # fmt: skip
     if "image_prompt" in b:
         lines.append("image_prompt (one reference image as the prompt: shape and colour, shape, colour)")
         for name, r in b["image_prompt"].items():

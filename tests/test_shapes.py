@@ -12,9 +12,10 @@ from PIL import Image, ImageDraw
 
 from multifusion.content_crop import crop_to_content
 from multifusion.shapes.augment import varied_reference
-from multifusion.shapes.captions import COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, frames, loosely_joined, noun_phrase, random_caption
+from multifusion.shapes.captions import (COLOUR_FORMS, LANGUAGES, N_FRAMES, caption, fill, fill_terse, frames, loosely_joined, noun_phrase,
+                                        random_caption, terse_phrase, typed)
 from multifusion.shapes.foreign import GROUNDS, draw_object
-from multifusion.shapes.frames import held_out_pattern
+from multifusion.shapes.frames import held_out_pattern, terse_forms
 from multifusion.train.data import caption_corpus
 from multifusion.shapes.dataset import ShapesDataset
 from multifusion.shapes.render import _canvas, render_reference, render_scene
@@ -113,6 +114,55 @@ def test_held_out_frames_never_appear_in_training(lang):
     for frame in frames(1, lang, "held_out") + frames(2, lang, "held_out"):
         pattern = held_out_pattern(frame)
         assert not [c for c in corpus if pattern.match(c)], frame
+
+
+BLUE_STAR, BLUE_HEART = ShapeObject("star", "blue", "large"), ShapeObject("heart", "blue", "small")
+TERSE = [  # (object, language, size, tag order, case) -> how a person types it
+    (BLUE_STAR, "en", False, False, "nom", "blue star"),
+    (BLUE_STAR, "en", True, True, "nom", "star, blue, large"),
+    (BLUE_STAR, "de", False, False, "nom", "blauer Stern"),
+    (BLUE_HEART, "de", True, False, "nom", "kleines blaues Herz"),
+    (BLUE_STAR, "de", True, False, "dat", "großem blauem Stern"),
+    (ShapeObject("heart", "purple", "large"), "de", True, False, "nom", "großes lila Herz"),
+    (BLUE_STAR, "de", True, True, "nom", "Stern, blau, groß"),
+    (BLUE_STAR, "fr", True, False, "nom", "grande étoile bleue"),
+    (BLUE_STAR, "fr", True, True, "nom", "étoile, bleue, grande"),
+    (BLUE_HEART, "it", True, False, "nom", "piccolo cuore blu"),
+    (BLUE_STAR, "es", True, False, "nom", "gran estrella azul"),
+    (BLUE_STAR, "es", True, True, "nom", "estrella, azul, grande"),
+]
+
+
+@pytest.mark.parametrize("obj, lang, size, tag_order, case, expected", TERSE)
+def test_terse_phrases_follow_each_languages_grammar(obj, lang, size, tag_order, case, expected):
+    assert terse_phrase(obj, lang, size, tag_order, case) == expected
+
+
+def test_terse_forms_list_both_objects_in_every_casing():
+    assert fill_terse("{a} mit {b:dat}", TWO, ("de",)) == "lila Kreis mit orange Stern"  # both indeclinable
+    assert fill_terse("{a}, {b}", TWO, ("en",)) == "purple circle, orange star"
+    assert [typed("étoile bleue, c'est tout", c) for c in ("lower", "capitalised", "title", "upper")] == [
+        "étoile bleue, c'est tout", "Étoile bleue, c'est tout", "Étoile Bleue, C'est Tout", "ÉTOILE BLEUE, C'EST TOUT"]
+    for lang in LANGUAGES:
+        for split in ("train", "held_out"):
+            assert all("{a" in f and "{b" in f for f in terse_forms(2, lang, split))
+        assert "{a}" in terse_forms(1, lang) and "{a}, {b}" in terse_forms(2, lang)  # "blue star", "red circle, blue star"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_held_out_terse_forms_never_appear_in_training(lang):
+    """What the `terse` benchmark measures is typed the way no training stage read: no held-out terse form is a
+    training form, and none of its fillings (every object, size and casing) is a caption of the training corpus."""
+    for n in (1, 2):
+        assert not set(terse_forms(n, lang, "held_out")) & set(terse_forms(n, lang, "train"))
+    corpus = {c.lower().rstrip(".!, ") for c in caption_corpus(seed=0, count=20000)}
+    terse_in_corpus = [c for c in corpus if any(c == fill_terse(f, s, (lang,), z).lower() for f in terse_forms(1, lang)
+                                                for s in (one(BLUE_STAR),) for z in (False, True))]  # fmt: skip
+    held_out = {fill_terse(f, scene, (lang,), size).lower()
+                for n in (1, 2) for f in terse_forms(n, lang, "held_out")
+                for scene in (random_scene(random.Random(i), n) for i in range(200)) for size in (False, True)}  # fmt: skip
+    assert not held_out & corpus
+    assert terse_in_corpus  # the corpus does hold terse captions, so the check above can fail
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -256,7 +306,9 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     benchmarks = report["benchmarks"]
-    assert set(benchmarks) == {"single", "mcc", "weights", "languages", "paraphrase", "image_prompt"}
+    assert set(benchmarks) == {"single", "mcc", "weights", "languages", "paraphrase", "terse", "image_prompt"}
+    assert list(benchmarks["terse"]["es"]["pair_by_form"]) == terse_forms(2, "es", "held_out")
+    assert benchmarks["terse"]["es"]["n"] == 8 and list(benchmarks["terse"]["es"]["single_by_form"]) == terse_forms(1, "es", "held_out")
     assert benchmarks["paraphrase"]["fr"]["n"] == 8 and set(benchmarks["image_prompt"]) == {"renderer", "foreign"}
     assert list(benchmarks["paraphrase"]["fr"]["pair_by_frame"]) == frames(2, "fr", "held_out")
     assert benchmarks["image_prompt"]["foreign"]["n"] == 14 and len(benchmarks["image_prompt"]["foreign"]["by_canvas"]) == 6

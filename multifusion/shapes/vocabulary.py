@@ -10,7 +10,8 @@ import re
 from itertools import product
 from pathlib import Path
 
-from .captions import COLOUR_FORMS, LANGUAGES, frames, noun_phrase
+from .captions import COLOUR_FORMS, LANGUAGES, frames, noun_phrase, terse_phrase
+from .frames import terse_forms
 from .world import COLOURS, SHAPES, SIZES, ShapeObject
 
 WORD = re.compile(r"\w+")
@@ -23,16 +24,18 @@ def words_of(text: str) -> list[str]:
 
 
 def shapes_vocabulary() -> frozenset[str]:
-    """Every word of every frame (training and held-out) and every noun phrase of every object."""
+    """Every word of every frame and terse form (training and held-out) and every phrase of every object."""
     words: set[str] = set()
     for lang in LANGUAGES:
         for split, n_objects in product(("train", "held_out"), (1, 2)):
-            for template in frames(n_objects, lang, split):
+            for template in frames(n_objects, lang, split) + terse_forms(n_objects, lang, split):
                 words.update(words_of(re.sub(r"\{[^}]*\}", " ", template)))
         for shape, colour, size in product(SHAPES, COLOURS, SIZES):
             obj = ShapeObject(shape, colour, size)
             for mention_size, case, form, one in product((False, True), ("nom", "acc", "dat"), COLOUR_FORMS, (False, True)):
                 words.update(words_of(noun_phrase(obj, lang, mention_size, case, form, one)))
+            for mention_size, tag_order, case in product((False, True), (False, True), ("nom", "dat")):
+                words.update(words_of(terse_phrase(obj, lang, mention_size, tag_order, case)))
     return frozenset(words)
 
 
