@@ -55,6 +55,8 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
         check_dimensions(*image.size, max_pixels, what)  # read from the header, before any pixel is decoded
         if image.format == "PNG":
             check_whole(data, what)  # Pillow would fill the rows a file does not hold
+        if image.format == "JPEG":
+            check_jpeg_holds(data, *image.size, what)  # libjpeg would fill the blocks a file does not hold
         image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale where it can
         image.load()
     except PromptError:
@@ -66,6 +68,36 @@ def decode_image(data: bytes, max_pixels: int, what: str = "image") -> Image.Ima
     except (OSError, SyntaxError, ValueError, EOFError):
         raise PromptError(f"{what} is not a readable image file (truncated or corrupt)") from None
     return reduced(image.convert("RGB"))
+
+
+_HUFFMAN_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7}  # SOF markers of Huffman-coded JPEGs
+
+
+def check_jpeg_holds(data: bytes, width: int, height: int, what: str) -> None:
+    """Refuse a Huffman-coded JPEG whose scans are too short for its header's size. Every 8x8 block's DC
+    coefficient costs at least one bit, so a file holds at least one byte per 8 blocks of the image after its
+    first scan header; a header patched to 4096x4096 over 64x64 data (which libjpeg would decode, filling the rest
+    grey with a warning Pillow never raises) holds far less. Arithmetic-coded files have no such floor: not checked."""
+    position, frame = 2, None
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return  # not a marker where one belongs: Pillow's decoder will refuse the file
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            frame = marker
+        if marker == 0xDA:  # start of scan: entropy-coded data follows
+            blocks = -(-width // 8) * -(-height // 8)
+            if frame in _HUFFMAN_FRAMES and (len(data) - position - 2 - length) * 8 < blocks:
+                raise PromptError(f"{what} is not a whole image file: its header says {width}x{height} but its data holds less")
+            return
+        position += 2 + length
 
 
 def check_dimensions(width: int, height: int, max_pixels: int, what: str) -> None:

@@ -2,6 +2,7 @@
 output, bounded disk, and messages that quote the loaded model's real limits."""
 
 import io
+import json
 import os
 import struct
 import subprocess
@@ -34,19 +35,39 @@ def png(width: int, height: int, rows: int, text: dict[str, str] | None = None) 
 WHOLE = png(64, 64, 64)
 
 
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A whole 64x64 JPEG whose frame header was patched to say width x height."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 @pytest.mark.parametrize(
     "data, message",
     [
         (png(4096, 4096, 10), "its header says 4096x4096 but its data holds less"),
         (WHOLE[:-12], "ends before its IEND chunk"),
         (WHOLE[:-14], "broken IDAT chunk"),
+        (jpeg_claiming(4096, 4096), "its header says 4096x4096 but its data holds less"),
     ],
-    ids=["rows-missing", "no-end-chunk", "cut-in-a-checksum"],
+    ids=["rows-missing", "no-end-chunk", "cut-in-a-checksum", "jpeg-header-patched"],
 )
 def test_an_image_that_is_not_whole_is_a_clear_error(data, message):
     with pytest.raises(PromptError, match=message):
         decode_image(data, 4096 * 4096)
     assert decode_image(WHOLE, 4096 * 4096).size == (64, 64)
+    assert decode_image(jpeg_claiming(64, 64), 4096 * 4096).size == (64, 64)
+
+
+def test_large_plain_jpegs_are_whole():
+    """The JPEG floor (a bit per 8x8 block) refuses no real file: a blank 4000x3000 at quality 1, progressive and
+    optimised (the fewest bits a Huffman-coded JPEG spends), decodes."""
+    buffer = io.BytesIO()
+    Image.new("L", (4000, 3000), 255).save(buffer, format="JPEG", quality=1, progressive=True, optimize=True)
+    assert decode_image(buffer.getvalue(), 4096 * 4096).size == (1024, 768)
 
 
 def test_icon_files_are_refused_from_their_header():
@@ -152,3 +173,43 @@ def test_request_bodies_are_bounded_and_refusals_do_not_echo_their_input(live_ap
     mismatched = httpx.post(f"{url}/gradio_api/queue/join", json={"data": echo, "fn_index": "not a number"}, timeout=60)
     assert mismatched.status_code == 422 and len(mismatched.content) < 300 and "EEEE" not in mismatched.text
     assert mismatched.json()["error"]  # names what was wrong
+
+
+def _event_error(url: str, body: dict) -> str:
+    """Join the queue with `body` over raw HTTP and return the error its completion carries."""
+    import httpx
+
+    joined = httpx.post(f"{url}/gradio_api/queue/join", json=body, timeout=60)
+    assert joined.status_code == 200, joined.text
+    with httpx.stream("GET", f"{url}/gradio_api/queue/data", params={"session_hash": body["session_hash"]}, timeout=60) as events:
+        for line in events.iter_lines():
+            if '"process_completed"' in line:
+                message = json.loads(line.removeprefix("data:"))
+                assert message["success"] is False
+                return message["output"]["error"]
+    raise AssertionError("the event never completed")
+
+
+def test_gradio_refusals_say_what_was_wrong_without_echoing_it(live_app):
+    """Raw HTTP the way a hostile client speaks Gradio's own protocol: a server file path where an image belongs,
+    a missing input, a bad `fn_index`, numbers and nesting no JSON reader takes. Each gets a short message naming
+    the fault; none is `{"error": null}`, a bare 500 or an echo of the request."""
+    import httpx
+
+    url = live_app[0].rstrip("/")
+    config = httpx.get(f"{url}/config", timeout=60).json()
+    generate = next(i for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "generate")
+    stolen = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "cat.png"}
+    n_inputs = len(config["dependencies"][generate]["inputs"])
+    error = _event_error(url, {"data": [stolen] * n_inputs, "fn_index": generate, "session_hash": "file"})
+    assert error == "a file reference was refused: an event takes only files uploaded to this server"
+    error = _event_error(url, {"data": [], "fn_index": generate, "session_hash": "missing"})
+    assert error == f"the event takes {n_inputs} input values; the request gave 0"
+
+    bad_index = httpx.post(f"{url}/gradio_api/queue/join", json={"data": [], "fn_index": 9999, "session_hash": "x"}, timeout=60)
+    assert bad_index.status_code == 500 and bad_index.json() == {"error": "/gradio_api/queue/join: KeyError 9999"}
+    for body, why in (('{"data": [' + "9" * 5000 + "]}", "Exceeds the limit (4300 digits)"),
+                      ('{"data": ' + "[" * 1000 + "]" * 1000 + "}", "it is nested too deeply")):  # fmt: skip
+        answer = httpx.post(f"{url}/gradio_api/queue/join", content=body, headers={"content-type": "application/json"}, timeout=60)
+        assert answer.status_code == 400 and why in answer.json()["error"] and len(answer.content) < 200
+    assert httpx.get(f"{url}/no-such-page", timeout=60).status_code == 404  # other HTTP errors unchanged

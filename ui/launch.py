@@ -13,7 +13,7 @@ from multifusion.runtime import DEFAULT_MODEL, Runtime, RuntimeOptions
 from .composer import ASSETS
 from .demo import CSS, THEME, build_demo
 from .handlers import Studio
-from .http_limits import app_kwargs
+from .http_limits import app_kwargs, name_event_refusals
 from .zero_gpu import Wrap, no_gpu_slices, zero_gpu
 
 MAX_UPLOAD = MAX_IMAGE_BYTES  # the largest file a visitor may upload (images are the only uploads)
@@ -26,7 +26,9 @@ _OPTIONS = {"theme": THEME, "css": CSS, "js": (ASSETS / "shortcuts.js").read_tex
 
 
 def launch_options() -> dict:
-    """`Blocks.launch` keyword arguments; new ones each time (Gradio adds to the app's arguments it is given)."""
+    """`Blocks.launch` keyword arguments; new ones each time (Gradio adds to the app's arguments it is given). Also
+    makes Gradio's own refusals of an event say what was wrong (`http_limits.name_event_refusals`)."""
+    name_event_refusals()
     return {**_OPTIONS, "app_kwargs": app_kwargs()}
 
 
