@@ -164,7 +164,8 @@ def build_demo(
     compare_languages = zero_gpu(handlers.compare_languages, lambda studio, texts, *rest, **kw: filled_languages(*texts.values()))
     weight_sweep = zero_gpu(handlers.weight_sweep, lambda studio, prompt, index, low, high, count, *rest, **kw: int(count))
 
-    with gr.Blocks(title="MultiFusion Studio") as demo:
+    # Gradio copies every image it shows into its cache: files older than an hour go every 10 minutes, all at exit
+    with gr.Blocks(title="MultiFusion Studio", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# MultiFusion Studio\nCompose prompts from text in five languages and images, with a weight per segment.",
                     elem_id="mf-title")  # fmt: skip
         gr.Markdown(model_header(studio), elem_id="mf-model")

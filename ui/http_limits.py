@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 
+from .session_bound import SessionBound
+
 MAX_BODY_BYTES = 100 * 2**20  # above any valid request: 8 images of a few MB as data URLs, or one 32 MiB upload
 SHOWN = 40  # characters of a bad field's name a refusal quotes
 
@@ -106,9 +108,10 @@ async def server_refusal(request: Request, error: Exception) -> JSONResponse:
 
 
 def app_kwargs() -> dict[str, Any]:
-    """What `Blocks.launch(app_kwargs=...)` passes to Gradio's FastAPI app."""
+    """What `Blocks.launch(app_kwargs=...)` passes to Gradio's FastAPI app (with the session bound of
+    `session_bound.py`)."""
     handlers = {RequestValidationError: validation_refusal, HTTPException: body_refusal, Exception: server_refusal}
-    return {"middleware": [Middleware(BodyLimit)], "exception_handlers": handlers}
+    return {"middleware": [Middleware(BodyLimit), Middleware(SessionBound)], "exception_handlers": handlers}
 
 
 _MISSING = re.compile(r"didn't receive enough input values \(needed: (\d+), got: (\d+)\)")
