@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from .checks import shorten
 from .errors import MultiFusionError, PromptError
 from .prompt import DEFAULT_LIMITS, ImageSegment, MultimodalPrompt
-from .train import STAGES
+from .shapes.recipe import STAGES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -251,7 +251,8 @@ def _train(args: argparse.Namespace) -> int:
 
     from accelerate import Accelerator
 
-    from .train.config import load_config
+    from .shapes.recipe import MODULES
+    from .shapes.recipe.config import load_config
 
     try:
         config = load_config(args.config)
@@ -274,7 +275,7 @@ def _train(args: argparse.Namespace) -> int:
     for name, module, kwargs in plan:
         began = time.perf_counter()
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
-        stage = import_module(f".train.stage_{module}", __package__)
+        stage = import_module(f".shapes.recipe.{MODULES[module]}", __package__)
         result = stage.run(config, out, accelerator, resume=args.resume, **kwargs)
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
         times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
@@ -312,7 +313,7 @@ def _fuse(args: argparse.Namespace) -> int:
     from itertools import islice
 
     from .fusion.assemble import fuse_pretrained
-    from .train.captioned_images import CaptionedImages
+    from .training.captioned_images import CaptionedImages
 
     try:
         samples = CaptionedImages(args.captions)
@@ -338,8 +339,8 @@ def _fuse(args: argparse.Namespace) -> int:
 
 def _real_data_stage(args: argparse.Namespace) -> int:
     from .fusion import stage_prefix, stage_realign
-    from .fusion.sharding import check_shard
-    from .train.captioned_images import CaptionedImages
+    from .training.captioned_images import CaptionedImages
+    from .training.sharding import check_shard
 
     stage, config_class = {"prefix": (stage_prefix, stage_prefix.PrefixConfig),
                            "realign": (stage_realign, stage_realign.RealignConfig)}[args.command]  # fmt: skip

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from multifusion.shapes.dataset import ShapesDataset
-from multifusion.train.captioned_images import export_shapes, prepare, CaptionedImages
+from multifusion.shapes.export import export_shapes
+from multifusion.training.captioned_images import prepare, CaptionedImages
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "imagefolder"])

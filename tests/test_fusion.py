@@ -14,7 +14,7 @@ from transformers import (AutoModelForCausalLM, CLIPImageProcessor, CLIPTextConf
 
 from multifusion import MultiFusionPipeline
 from multifusion.fusion.assemble import fuse_pretrained
-from multifusion.fusion.cross_attention import fit_state_map, redimension_cross_attention
+from multifusion.fusion.redimension import fit_state_map, redimension_cross_attention
 from multifusion.runtime import GenerationSettings, Runtime, RuntimeOptions
 from multifusion.shapes.captions import caption
 from multifusion.shapes.world import random_scene
@@ -141,7 +141,7 @@ def test_fuse_command_from_a_captioned_image_folder(stable_diffusion, tmp_path):
     import subprocess
     import sys
 
-    from multifusion.train.captioned_images import export_shapes
+    from multifusion.shapes.export import export_shapes
 
     data = export_shapes(tmp_path / "data", 48, "webdataset", languages=("en", "de"), shard_size=20)
     command = [sys.executable, "-m", "multifusion.cli", "fuse", "--stable-diffusion", str(stable_diffusion),
@@ -173,7 +173,7 @@ def fused(stable_diffusion, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shapes_folder(tmp_path_factory):
-    from multifusion.train.captioned_images import export_shapes
+    from multifusion.shapes.export import export_shapes
 
     return export_shapes(tmp_path_factory.mktemp("data"), 16, "imagefolder", languages=("en", "fr"), canvas=40)
 
@@ -262,9 +262,9 @@ def test_sharded_realign_on_two_processes_trains_and_resumes_as_one_process(fuse
 def test_cached_latents_train_as_encoding_every_epoch_and_refuse_another_vae(fused, shapes_folder, tmp_path):
     """Two epochs with `cache_latents`: the second reads what the first encoded, and the trained weights equal
     a run that encodes every batch; a cache folder made for another resolution is refused."""
-    from multifusion.fusion.latent_cache import LatentCache
-    from multifusion.train.captioned_images import CaptionedImages, prepare
-    from multifusion.train.data import to_tensor
+    from multifusion.training.captioned_images import CaptionedImages, prepare
+    from multifusion.training.latent_cache import LatentCache
+    from multifusion.training.latents import to_tensor
 
     config = {"steps": 16, "batch_size": 2, "resolution": 32, "lr": 1e-3, "image_prob": 0.5, "ema_decay": 0, "sample_every": 0}
     realign(fused, shapes_folder, tmp_path / "plain", config)
@@ -365,7 +365,7 @@ def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_d
     import sys
 
     from multifusion.encoder import MultiFusionEncoder
-    from multifusion.fusion.cross_attention import cross_attention_modules
+    from multifusion.training.cross_attention import cross_attention_modules
     from multifusion.fusion.plan import FusionConfig, plan
 
     lm, vision = save_lm("llama", tmp_path / "lm"), save_vision("clip", tmp_path / "vision")

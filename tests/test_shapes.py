@@ -16,8 +16,8 @@ from multifusion.shapes.captions import (COLOUR_FORMS, LANGUAGES, N_FRAMES, capt
                                         random_caption, terse_phrase, typed)
 from multifusion.shapes.foreign import GROUNDS, draw_object
 from multifusion.shapes.frames import held_out_pattern, terse_forms
-from multifusion.train.data import caption_corpus
 from multifusion.shapes.dataset import ShapesDataset
+from multifusion.shapes.recipe.data import caption_corpus
 from multifusion.shapes.render import _canvas, render_reference, render_scene
 from multifusion.shapes.scorer import detect, main_object, validate
 from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject, near_miss, random_scene

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from multifusion.train.config import load_config
+from multifusion.shapes.recipe.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
 
 def test_averaging_refuses_a_lone_pipeline_or_another_architecture(smoke, tmp_path):
     from multifusion.testing import tiny_pipeline
-    from multifusion.train.stage_average import average_pipelines
+    from multifusion.shapes.recipe.average import average_pipelines
 
     trained = smoke / "out" / "realign" / "pipeline"
     tiny_pipeline().save_pretrained(tmp_path / "other")
@@ -138,7 +138,7 @@ def test_unknown_config_is_a_clear_error(tmp_path):
 
 def test_probe_scores_stage_two(smoke):
     """The stage-2 probe reads generated images with the scorer (here from a barely trained U-Net)."""
-    from multifusion.train.probe import probe
+    from multifusion.shapes.recipe.probe import probe
 
     config = json.loads((smoke / "smoke.json").read_text())
     result = probe(config, smoke / "out", n=2, steps=2)
@@ -149,9 +149,9 @@ def test_vae_probe_reports_every_colours_error(smoke):
     """`probe --vae`: per colour, the reconstructed object's RGB error, read from the object's pixels only."""
     import numpy as np
 
+    from multifusion.shapes.recipe.probe import _object_rgb, vae_colour_error
     from multifusion.shapes.render import render_scene
     from multifusion.shapes.world import COLOURS, Scene, ShapeObject
-    from multifusion.train.probe import _object_rgb, vae_colour_error
 
     for colour, rgb in COLOURS.items():
         render = np.asarray(render_scene(Scene((ShapeObject("square", colour, "small"),))), dtype=np.float64)
@@ -162,10 +162,10 @@ def test_vae_probe_reports_every_colours_error(smoke):
 
 def test_vae_loss_weights_the_objects_pixels():
     """An error on a shape costs the VAE `object_weight` times the same error on the background."""
+    from multifusion.shapes.recipe.autoencoder import object_weighted_mse
     from multifusion.shapes.render import render_scene
     from multifusion.shapes.world import Scene, ShapeObject
-    from multifusion.train.data import to_tensor
-    from multifusion.train.stage_vae import object_weighted_mse
+    from multifusion.training.latents import to_tensor
 
     pixels = to_tensor([render_scene(Scene((ShapeObject("circle", "red", "large"),)))])
     on_object, on_background = pixels.clone(), pixels.clone()
@@ -178,8 +178,8 @@ def test_vae_loss_weights_the_objects_pixels():
 
 def test_re_alignment_captions_come_in_the_languages_the_section_names(shared_pipe):
     """English only by default (the paper's stage 4); `caption_languages` spreads the captions over languages."""
+    from multifusion.shapes.recipe.realign_cross_attention import condition
     from multifusion.shapes.world import random_scene
-    from multifusion.train.stage_realign import condition
 
     def captions(**languages):
         rng, section = random.Random(0), {"uncond_prob": 0.0, "image_prob": 0.0, "mixed_prob": 0.0, **languages}
@@ -197,7 +197,7 @@ def test_token_matching_is_a_soft_set_similarity():
     unrelated prompt less."""
     import torch
 
-    from multifusion.train.stage_encoder import token_matching
+    from multifusion.training.losses import token_matching
 
     a = torch.randn(2, 6, 8)
     shuffled = torch.cat([a[:, :1], a[:, 1:].flip(1)], dim=1)
@@ -213,7 +213,7 @@ def test_cross_attention_reader_reads_like_the_unet(smoke):
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from multifusion.train.reading import CrossAttentionReader
+    from multifusion.training.cross_attention import CrossAttentionReader
 
     unet = UNet2DConditionModel.from_pretrained(smoke / "out" / "unet" / "model").eval()
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ Each reference is a hub id or a local directory in the model's own format: a dif
 (U-Net, VAE, scheduler, and its CLIP text encoder and tokenizer, the teacher), any `AutoModelForCausalLM` with its
 tokenizer (Llama, Qwen2, Mistral, Gemma, ...), and a CLIP or SigLIP vision tower (a vision-only checkpoint or the
 vision half of a two-tower one). The U-Net's cross-attention is re-dimensioned to the LM's width and started from a
-map fitted on `captions` (`cross_attention.py`); the image prefix and adapters start as in `MultiFusionEncoder`.
+map fitted on `captions` (`redimension.py`); the image prefix and adapters start as in `MultiFusionEncoder`.
 The result saves and reloads with `MultiFusionPipeline.from_pretrained`; stages 3 and 4 then train it.
 """
 
@@ -24,7 +24,7 @@ from ..encoder import MultiFusionEncoder, mean_pool
 from ..pipeline import MultiFusionPipeline
 from ..processor import layout_prompts
 from ..prompt import MultimodalPrompt
-from .cross_attention import fit_state_map, redimension_cross_attention
+from .redimension import fit_state_map, redimension_cross_attention
 
 
 def vision_tower(reference: str | Path) -> torch.nn.Module:

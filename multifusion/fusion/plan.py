@@ -6,10 +6,10 @@ the sum of every leaf module's output (the tensors autograd keeps for the backwa
 leaves out tensors kept inside a module (e.g. attention probabilities when no fused kernel is used) and allocator
 overhead, hence the headroom `--headroom` keeps free. Memory per GPU, for the stage's trainable parameters P and
 frozen parameters F (all fp32, as the stages keep them): 4F + 4P (weights) + 4P (gradients) + 8P (AdamW) + 4P
-(EMA), plus activations. With `--shard` (the stages' `shard: true`, FSDP2: `sharding.py`) the LM's and the U-Net's
-weights, frozen and trained, and the trained ones' state are split over the GPUs, and each GPU also holds what is
-gathered at once: the sharded modules' roots (embeddings, vision tower, U-Net stem) and two of their largest layers
-or blocks (FSDP2 fetches the next while one runs); the VAE stays whole.
+(EMA), plus activations. With `--shard` (the stages' `shard: true`, FSDP2: `training/sharding.py`) the LM's and
+the U-Net's weights, frozen and trained, and the trained ones' state are split over the GPUs, and each GPU also
+holds what is gathered at once: the sharded modules' roots (embeddings, vision tower, U-Net stem) and two of their
+largest layers or blocks (FSDP2 fetches the next while one runs); the VAE stays whole.
 Hours come from a run's measured step time (its `log.jsonl`), when one is given.
 
     multifusion plan --config fusion.json [--gpus 8 --gpu-memory 80] [--measured runs/realign/log.jsonl]
@@ -29,8 +29,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import AutoConfig
 
 from ..encoder import MultiFusionEncoder
-from .cross_attention import cross_attention_modules
-from .sharding import lm_blocks, unet_blocks
+from ..training.cross_attention import cross_attention_modules
+from ..training.sharding import lm_blocks, unet_blocks
 from .stage_prefix import PrefixConfig, trained_parameters
 from .stage_realign import RealignConfig
 

@@ -14,8 +14,8 @@ import torch
 from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 
-from ..train.captioned_images import CaptionedImage, CaptionedImages
-from .sharding import gathered
+from ..training.captioned_images import CaptionedImage, CaptionedImages
+from ..training.sharding import gathered
 
 
 @dataclass
@@ -31,7 +31,7 @@ class StageConfig:
     ema_decay: float = 0.9999  # 0 for none
     checkpoint_every: int = 500
     seed: int = 0
-    shard: bool = False  # FSDP2 over the processes, frozen weights too (`sharding.py`); else DDP
+    shard: bool = False  # FSDP2 over the processes, frozen weights too (`training/sharding.py`); else DDP
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "resolution", "gradient_accumulation_steps", "checkpoint_every"):

@@ -29,11 +29,12 @@ from ..encoder import mean_pool
 from ..errors import PromptError
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
-from ..train.captioned_images import prepare
-from ..train.loop import train
-from ..train.stage_encoder import EncoderStep, info_nce
+from ..training.captioned_images import prepare
+from ..training.encoder_step import EncoderStep
+from ..training.loop import train
+from ..training.losses import info_nce
+from ..training.sharding import ShardedState, is_sharded, lm_blocks, shard
 from .assemble import truncated
-from .sharding import ShardedState, is_sharded, lm_blocks, shard
 from .stage_config import Batches, StageConfig, TrainedWeights
 
 

@@ -2,13 +2,13 @@
 
 Only the `attn2` modules of the U-Net train (the paper's fusion step, AltDiffusion's too); each sample is
 conditioned on its caption OR on its image as an image prompt (never both), or on nothing for guidance. Data
-streams from a webdataset or an imagefolder (`train/captioned_images.py`), each process reading its own share.
+streams from a webdataset or an imagefolder (`training/captioned_images.py`), each process reading its own share.
 
 Scale: accelerate runs it on one device or many (DDP; `accelerate launch`), with the precision, gradient
 accumulation and gradient checkpointing of `RealignConfig`, VAE latents cached on disk after the first epoch
 (`cache_latents`), an EMA of the trained weights (what is saved), resumable checkpoints, a JSONL loss log, and
 sample images every `sample_every` steps. With `shard` the LM and the U-Net are split over the processes (FSDP2,
-`sharding.py`) instead of copied to each.
+`training/sharding.py`) instead of copied to each.
 
 Every random choice of a sample (its crop, conditioning, noise and timestep) is drawn from a generator seeded by
 the epoch and the sample's key, so on an imagefolder (whose lines the processes share round-robin) a run on N
@@ -31,13 +31,14 @@ from diffusers import DDPMScheduler
 
 from ..pipeline import MultiFusionPipeline
 from ..prompt import ImageSegment, MultimodalPrompt
-from ..train.captioned_images import prepare
-from ..train.data import diffusion_loss, scaled_latents, to_tensor
-from ..train.loop import train
+from ..training.captioned_images import prepare
+from ..training.cross_attention import cross_attention_modules
+from ..training.latent_cache import LatentCache
+from ..training.latents import scaled_latents, to_tensor
+from ..training.loop import train
+from ..training.losses import diffusion_loss
+from ..training.sharding import ShardedState, is_sharded, lm_blocks, shard, unet_blocks
 from .assemble import truncated
-from .cross_attention import cross_attention_modules
-from .latent_cache import LatentCache
-from .sharding import ShardedState, is_sharded, lm_blocks, shard, unet_blocks
 from .stage_config import Batches, StageConfig, TrainedWeights
 
 
@@ -47,7 +48,7 @@ class RealignConfig(StageConfig):
     uncond_prob: float = 0.1  # samples conditioned on nothing (classifier-free guidance)
     sample_every: int = 1000  # 0 for none
     sample_prompts: tuple[str, ...] = ("a photo of a red car", "ein Aquarell eines Leuchtturms")
-    cache_latents: str | None = None  # a folder: VAE latents encoded once, read on later epochs (`latent_cache.py`)
+    cache_latents: str | None = None  # a folder: VAE latents encoded once, read later (`training/latent_cache.py`)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -11,13 +11,14 @@ paper's alignment data changed, the diffusion model kept).
 Three phases, each under `train()` (resumable, logged):
 (a) refine-lm: the LM (with adapters), vision encoder and prefix learn the training frames' phrasings in five
     languages and restatements "<image> = caption" of varied reference images (MAGMA-style).
-(b) refine-align: through the teacher U-Net's cross-attention (`reading.CrossAttentionReader`), a paraphrase in any
-    language, the scene's objects' varied images, and the canonical English caption itself, encoded by the student,
-    must be read like the teacher's encoding of the canonical English caption; token-matching InfoNCE keeps each
-    nearer its own scene than the batch's others and (`near_miss_negatives`) than its scene with one detail wrong
-    (a star drawn as a triangle, a colour, swapped sides); the LM loss stays as a regulariser. A share `pair_prob`
-    of scenes has two objects, and of their paraphrases a share `loose_pair_prob` joins the objects by filler
-    words in no frame's order (`captions.loosely_joined`), so that an unfamiliar phrasing keeps both objects.
+(b) refine-align: through the teacher U-Net's cross-attention (`training.cross_attention.CrossAttentionReader`), a
+    paraphrase in any language, the scene's objects' varied images, and the canonical English caption itself,
+    encoded by the student, must be read like the teacher's encoding of the canonical English caption;
+    token-matching InfoNCE keeps each nearer its own scene than the batch's others and (`near_miss_negatives`) than
+    its scene with one detail wrong (a star drawn as a triangle, a colour, swapped sides); the LM loss stays as a
+    regulariser. A share `pair_prob` of scenes has two objects, and of their paraphrases a share `loose_pair_prob`
+    joins the objects by filler words in no frame's order (`captions.loosely_joined`), so that an unfamiliar
+    phrasing keeps both objects.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
     images (never both), with a share of empty prompts for guidance; the teacher's prediction for the bare English
     caption (or for nothing) is a second target, weighted `teacher_weight` on image, mixed and empty prompts and
@@ -35,17 +36,18 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from ..fusion.cross_attention import cross_attention_modules
-from ..pipeline import MultiFusionPipeline
-from ..prompt import MultimodalPrompt
-from ..shapes.augment import varied_reference
-from ..shapes.captions import LANGUAGES, N_FRAMES, caption, loosely_joined, random_caption
-from ..shapes.world import Scene, near_miss, random_object, random_scene
-from .data import diffusion_loss, encode_latents, fitting, noise_scheduler, save_pipeline, scenes
-from .loop import train
-from .reading import CrossAttentionReader
-from .stage_encoder import EncoderStep, info_nce, object_prompt, restated, token_matching
-from .stage_realign import condition
+from ...pipeline import MultiFusionPipeline
+from ...prompt import MultimodalPrompt
+from ...training.cross_attention import CrossAttentionReader, cross_attention_modules
+from ...training.encoder_step import EncoderStep
+from ...training.loop import train
+from ...training.losses import diffusion_loss, info_nce, token_matching
+from ..augment import varied_reference
+from ..captions import LANGUAGES, N_FRAMES, caption, loosely_joined, random_caption
+from ..world import Scene, near_miss, random_object, random_scene
+from .data import encode_latents, fitting, noise_scheduler, save_pipeline, scenes
+from .multilingual_encoder import object_prompt, restated
+from .realign_cross_attention import condition
 
 
 def load_student(source: Path, max_length: int) -> MultiFusionPipeline:

@@ -1,5 +1,5 @@
-"""Sharded training for the real-data stages (`shard: true`): FSDP2, torch's `fully_shard`, for models whose weights
-do not fit one GPU.
+"""Sharded training for the real-data stages (`shard: true` in a `fusion/` stage config): FSDP2, torch's
+`fully_shard`, for models whose weights do not fit one GPU.
 
 Under `accelerate launch` with N processes, each process keeps 1/N of every weight of the sharded modules — the
 LM's decoder layers, the U-Net's blocks, and the rest of the encoder and U-Net as one more unit — and gathers a

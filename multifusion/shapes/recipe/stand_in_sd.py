@@ -12,11 +12,12 @@ from accelerate import Accelerator
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..processor import layout_prompts
-from ..prompt import MultimodalPrompt
-from ..shapes.captions import N_FRAMES, caption
-from .data import diffusion_loss, encode_latents, noise_scheduler, scenes, shared_tokenizer
-from .loop import train
+from ...processor import layout_prompts
+from ...prompt import MultimodalPrompt
+from ...training.loop import train
+from ...training.losses import diffusion_loss
+from ..captions import N_FRAMES, caption
+from .data import encode_latents, noise_scheduler, scenes, shared_tokenizer
 
 
 def build_unet(config: dict[str, Any], sample_size: int, latent_channels: int) -> UNet2DConditionModel:

@@ -1,4 +1,6 @@
-"""Training data from the shapes world: image tensors, caption corpora, and latents cached per stage."""
+"""What the tiny recipe's stages share: shapes-world scenes rendered and encoded to latents, the caption corpus and
+the run's tokenizer, captions drawn to fit, the noise schedule of the tiny config, and pipelines saved with the
+world's vocabulary."""
 
 from __future__ import annotations
 
@@ -6,14 +8,13 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..shapes.captions import LANGUAGES, random_caption
-from ..shapes.render import render_scene
-from ..shapes.vocabulary import write_vocabulary
-from ..shapes.world import Scene, random_scene
+from ...training.latents import scaled_latents, to_tensor
+from ..captions import LANGUAGES, random_caption
+from ..render import render_scene
+from ..vocabulary import write_vocabulary
+from ..world import Scene, random_scene
 
 
 def save_pipeline(pipe, path: Path) -> Path:
@@ -21,12 +22,6 @@ def save_pipeline(pipe, path: Path) -> Path:
     pipe.save_pretrained(path)
     write_vocabulary(path)
     return path
-
-
-def to_tensor(images: list[Image.Image]) -> torch.Tensor:
-    """PIL images -> (N, 3, H, W) in [-1, 1], the VAE's range."""
-    array = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
-    return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
 def scenes(count: int, seed: int) -> list[tuple[Scene, int]]:
@@ -56,12 +51,6 @@ def fitting(draw: Callable[[], str], tokenizer, room: int, tries: int = 50,
     raise ValueError(f"no caption of {tries} drawn fits in {room} tokens: raise max_length or vocab_size")
 
 
-@torch.no_grad()
-def scaled_latents(vae, pixels: torch.Tensor) -> torch.Tensor:
-    """What the U-Net trains on: the VAE posterior's mean of `pixels` (B, 3, H, W) in [-1, 1], scaled."""
-    return vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
-
-
 def encode_latents(vae, items: list[tuple[Scene, int]], canvas: int, batch_size: int = 128) -> torch.Tensor:
     """Scaled VAE latents of the rendered scenes, computed once per stage."""
     return torch.cat([scaled_latents(vae, render_batch(items[start : start + batch_size], canvas))
@@ -72,7 +61,7 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
     """The byte-level BPE tokenizer of this run, trained once on the multilingual caption corpus."""
     from transformers import PreTrainedTokenizerFast
 
-    from ..tokenizer import build_tokenizer
+    from ...tokenizer import build_tokenizer
 
     path = out / "tokenizer"
     if path.is_dir():
@@ -80,39 +69,6 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
     tokenizer = build_tokenizer(caption_corpus(config["seed"]), config["encoder"]["vocab_size"])
     tokenizer.save_pretrained(path)
     return tokenizer
-
-
-def diffusion_loss(unet, scheduler, latents: torch.Tensor, conditioning: torch.Tensor, snr_gamma: float = 5.0,
-                   teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                   teacher_weights: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   timesteps: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """Denoising loss at random timesteps (epsilon or v target, by the scheduler's `prediction_type`), weighted by
-    min-SNR-gamma (Hang et al. 2023) to converge faster.
-
-    With a `teacher(noisy, t)`, each sample's prediction is also pulled towards the teacher's on the same noisy
-    latents, by `teacher_weights` (one per sample): the teacher's prediction is a low-variance target that keeps
-    what it already draws right while the student learns new inputs. `noise` and `timesteps` may be given (drawn
-    per sample, so that a sample trains alike in any batch or process); else they are drawn here.
-
-    For v-prediction the clamp is on SNR + 1 (the v loss's own weight on the clean-image error): clamping SNR, as
-    for epsilon, would give the noisiest timesteps, where the layout and colours are read from the prompt, a weight
-    near zero, and exactly zero at t = T under a zero-terminal-SNR schedule."""
-    noise = torch.randn_like(latents) if noise is None else noise
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device) if timesteps is None else timesteps
-    noisy = scheduler.add_noise(latents, noise, t)
-    prediction = unet(noisy, t, conditioning).sample
-    alphas = scheduler.alphas_cumprod.to(latents.device)[t]
-    snr = alphas / (1 - alphas)
-    if scheduler.config.prediction_type == "v_prediction":
-        target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr + 1, max=snr_gamma) / (snr + 1)
-    else:
-        target, weight = noise, torch.clamp(snr, max=snr_gamma) / snr
-    loss = ((prediction - target) ** 2).mean(dim=(1, 2, 3))
-    if teacher is not None:
-        with torch.no_grad():
-            guide = teacher(noisy, t)
-        loss = loss + teacher_weights.to(loss) * ((prediction - guide) ** 2).mean(dim=(1, 2, 3))
-    return (weight * loss).mean()
 
 
 def schedule(config: dict) -> dict:

@@ -1,7 +1,8 @@
-"""How the stage-2 U-Net reads a conditioning: the outputs of its cross-attention layers (`attn2`) for queries it
-really asks. Two conditionings the U-Net cannot tell apart give the same outputs, whatever their token order or
-length, since attention pools over positions; the encoder's alignment phase uses this to make a caption's
-translations and its objects' images read like the English caption.
+"""A U-Net's cross-attention (`attn2`, the layers that read the conditioning): which modules they are (what the
+re-alignment stages train), and how the U-Net reads a conditioning through them: the outputs of its `attn2` layers
+for queries it really asks. Two conditionings the U-Net cannot tell apart give the same outputs, whatever their
+token order or length, since attention pools over positions; the tiny recipe's encoder alignment and refinement use
+this to make a caption's translations and its objects' images read like the English caption.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fusion.cross_attention import cross_attention_modules
+
+def cross_attention_modules(unet: nn.Module) -> list[nn.Module]:
+    """Every `attn2` (the cross-attention that reads the text states) of a diffusers U-Net."""
+    return [module for name, module in unet.named_modules() if name.endswith("attn2")]
 
 
 class CrossAttentionReader(nn.Module):
     """The `attn2` modules of a U-Net (frozen) with a fixed sample of the queries each one asks.
 
     Args:
-        unet: the stage-2 U-Net.
+        unet: the U-Net whose reading it measures (in the tiny recipe: the stage-2 U-Net, or the teacher's).
         conditioning: (B, T, D) conditionings of real captions, with `latents` (B, C, h, w) their scenes' latents;
             the U-Net is run once on them, noised at random timesteps, to record every layer's queries.
         scheduler: the training noise scheduler (for the noising).

@@ -19,18 +19,18 @@ import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, UNet2DConditionModel
 
-from ..encoder import MultiFusionEncoder
-from ..fusion.cross_attention import cross_attention_modules
-from ..pipeline import MultiFusionPipeline
-from ..processor import layout_prompts
-from ..prompt import MultimodalPrompt
-from ..shapes.captions import N_FRAMES, caption, random_caption
-from ..shapes.world import random_scene
-from .data import (diffusion_loss, encode_latents, fitting, noise_scheduler, save_pipeline, scenes, schedule,
-                   shared_tokenizer)
-from .loop import train
-from .stage_encoder import object_prompt, vision_processor
-from .stage_unet import load_text_encoder
+from ...encoder import MultiFusionEncoder
+from ...pipeline import MultiFusionPipeline
+from ...processor import layout_prompts
+from ...prompt import MultimodalPrompt
+from ...training.cross_attention import cross_attention_modules
+from ...training.loop import train
+from ...training.losses import diffusion_loss
+from ..captions import N_FRAMES, caption, random_caption
+from ..world import random_scene
+from .data import encode_latents, fitting, noise_scheduler, save_pipeline, scenes, schedule, shared_tokenizer
+from .multilingual_encoder import object_prompt, vision_processor
+from .stand_in_sd import load_text_encoder
 
 
 @torch.no_grad()

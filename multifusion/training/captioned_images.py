@@ -1,4 +1,4 @@
-"""Captioned images in the formats people have, streamed; and the shapes world exported to both, to test them.
+"""Captioned images in the formats people have, streamed, and prepared for a stage (resized, cropped square).
 
 - **webdataset** (as img2dataset writes it): `*.tar` shards whose members of one sample share a key
   (`000123.jpg`, `000123.txt`, `000123.json`). The caption is the `.txt`, else the `.json`'s `caption` or `text`;
@@ -10,6 +10,7 @@ Both are read as a stream: shards member by member (`tarfile` in stream mode), m
 only when its sample is reached, so a dataset larger than memory, or than the local disk (shards on a mounted
 filesystem), works. With `rank` and `world_size`, each process reads its own shards (webdataset) or lines
 (imagefolder). A sample without a caption or with an unreadable image is skipped and counted, never fatal.
+`shapes/export.py` writes the shapes world in both formats, to test them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-
-from ..shapes.captions import LANGUAGES
-from ..shapes.dataset import ShapesDataset
 
 LOG = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -152,36 +150,3 @@ def prepare(image: Image.Image, resolution: int, center_crop: bool = True, rng: 
         rng = rng or random.Random()
         left, top = rng.randint(0, width - resolution), rng.randint(0, height - resolution)
     return image.crop((left, top, left + resolution, top + resolution))
-
-
-def export_shapes(out: str | Path, count: int, fmt: str, seed: int = 0, shard_size: int = 1000, canvas: int = 64,
-                  languages: Sequence[str] = LANGUAGES) -> Path:  # fmt: skip
-    """Write `count` shapes-world samples (captions in `languages`, each with its language) as webdataset shards
-    (`00000.tar`, ...; `.png` + `.txt` + `.json` per sample) or as an imagefolder (`images/` + `metadata.jsonl`)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    dataset = ShapesDataset(count, seed=seed, languages=languages, canvas=canvas)
-    if fmt == "imagefolder":
-        (out / "images").mkdir(exist_ok=True)
-        with (out / "metadata.jsonl").open("w", encoding="utf-8") as meta:
-            for index in range(count):
-                sample = dataset[index]
-                name = f"images/{index:06d}.png"
-                sample.image.save(out / name)
-                meta.write(json.dumps({"file_name": name, "text": sample.caption, "language": sample.lang}, ensure_ascii=False) + "\n")
-        return out
-    for start in range(0, count, shard_size):
-        with tarfile.open(out / f"{start // shard_size:05d}.tar", "w") as tar:
-            for index in range(start, min(start + shard_size, count)):
-                sample, key = dataset[index], f"{index:09d}"
-                image = io.BytesIO()
-                sample.image.save(image, format="PNG")
-                meta = {"key": key, "caption": sample.caption, "language": sample.lang}
-                for suffix, data in ((".png", image.getvalue()), (".txt", sample.caption.encode("utf-8")),
-                                     (".json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))):  # fmt: skip
-                    info = tarfile.TarInfo(key + suffix)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-    return out

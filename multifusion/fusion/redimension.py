@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..training.cross_attention import cross_attention_modules
+
 
 @torch.no_grad()
 def fit_state_map(new: torch.Tensor, old: torch.Tensor, ridge: float = 1e-3) -> tuple[torch.Tensor, float]:
@@ -29,11 +31,6 @@ def fit_state_map(new: torch.Tensor, old: torch.Tensor, ridge: float = 1e-3) -> 
     mapping = torch.linalg.solve(gram, new.T @ old)
     r2 = 1 - (new @ mapping - old).pow(2).sum() / (old - old.mean(0)).pow(2).sum().clamp_min(1e-12)
     return mapping.float(), float(r2)
-
-
-def cross_attention_modules(unet: nn.Module) -> list[nn.Module]:
-    """Every `attn2` (the cross-attention that reads the text states) of a diffusers U-Net."""
-    return [module for name, module in unet.named_modules() if name.endswith("attn2")]
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..train.data import scaled_latents
+from .latents import scaled_latents
 
 
 def vae_fingerprint(vae, resolution: int) -> dict:

@@ -16,9 +16,9 @@ import torch
 from accelerate import Accelerator
 from diffusers import AutoencoderKL
 
-from ..shapes.world import BACKGROUND
+from ...training.loop import train
+from ..world import BACKGROUND
 from .data import encode_latents, render_batch, scenes
-from .loop import train
 
 
 def object_weighted_mse(reconstruction: torch.Tensor, pixels: torch.Tensor, object_weight: float) -> torch.Tensor:

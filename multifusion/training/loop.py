@@ -1,5 +1,5 @@
-"""One training loop for every stage: accelerate, AdamW with warm-up, gradient clipping, progress bar, a JSONL
-loss log, and checkpoints that `--resume` continues from."""
+"""One training loop for every stage of both recipes: accelerate, AdamW with warm-up, gradient clipping, progress
+bar, a JSONL loss log, and checkpoints that `--resume` continues from."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from ..fusion.sharding import ShardedState
+    from .sharding import ShardedState
 
 
 def train(
@@ -36,7 +36,7 @@ def train(
 
     With the accelerator's `gradient_accumulation_steps` > 1 a step is one micro-batch and the optimizer steps
     every that many; `after_step(step)` runs after each (e.g. an EMA update). A `sharded` stage's modules are split
-    over the processes (`fusion/sharding.py`): its optimizer and schedule stay its own, and it checkpoints them."""
+    over the processes (`sharding.py`): its optimizer and schedule stay its own, and it checkpoints them."""
     params = [p for p in params if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)

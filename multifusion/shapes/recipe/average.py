@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from ..pipeline import MultiFusionPipeline
+from ...pipeline import MultiFusionPipeline
 from .data import save_pipeline
 
 AVERAGED = ("encoder", "unet", "vae")  # the trained components; tokenizer and vision processor are shared

@@ -1,8 +1,8 @@
 """Probe stage 2 while it trains: generate single-object English prompts with the stand-in text encoder and U-Net
 (the latest checkpoint or the saved models) and read them with the scorer.
 
-    python -m multifusion.train.probe --config tiny --out runs/tiny [--n 32] [--guidance 5]
-    python -m multifusion.train.probe --config tiny --out runs/tiny --vae
+    python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny [--n 32] [--guidance 5]
+    python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny --vae
 
 Prints how often the main object has the right shape, the right colour, and both: the figures that say whether
 stage 2 is ready before stages 3 and 4 build on it. With `--vae`, stage 1's colour error instead: per colour, how
@@ -20,15 +20,16 @@ import torch
 from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
 
-from ..processor import layout_prompts
-from ..prompt import MultimodalPrompt
-from ..shapes.captions import caption
-from ..shapes.render import render_scene
-from ..shapes.scorer import main_object
-from ..shapes.world import BACKGROUND, COLOURS, SHAPES, Scene, ShapeObject, random_scene
+from ...processor import layout_prompts
+from ...prompt import MultimodalPrompt
+from ...training.latents import to_tensor
+from ..captions import caption
+from ..render import render_scene
+from ..scorer import main_object
+from ..world import BACKGROUND, COLOURS, SHAPES, Scene, ShapeObject, random_scene
 from .config import load_config
-from .data import schedule, shared_tokenizer, to_tensor
-from .stage_unet import build_text_encoder, build_unet, load_text_encoder
+from .data import schedule, shared_tokenizer
+from .stand_in_sd import build_text_encoder, build_unet, load_text_encoder
 
 
 def load_stage2(config: dict, out: Path) -> tuple:

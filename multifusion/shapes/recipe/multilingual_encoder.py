@@ -9,10 +9,11 @@
     (varied as people draw them), so that the U-Net reads them like the English caption in one of stage 2's frames.
     Three terms: the stage-2 U-Net's own cross-attention, through a learned linear readout, must read the
     translation and the images as it reads the stage-2 text encoder's states for the English caption
-    (`reading.CrossAttentionReader`: its attention outputs for queries it really asks); English states, through the
-    same readout, must match those text-encoder states token by token (so stage 4 starts from a close closed-form
-    fit, `stage_realign.fit_cross_attention`); and a soft token-matching InfoNCE (as BERTScore) keeps translations
-    and images nearer their own English caption than the batch's others. The LM loss stays as a regulariser.
+    (`training.cross_attention.CrossAttentionReader`: its attention outputs for queries it really asks); English
+    states, through the same readout, must match those text-encoder states token by token (so stage 4 starts from a
+    close closed-form fit, `realign_cross_attention.fit_cross_attention`); and a soft token-matching InfoNCE (as
+    BERTScore) keeps translations and images nearer their own English caption than the batch's others. The LM loss
+    stays as a regulariser.
     A deviation from the paper for the CPU budget, in the spirit of multilingual distillation (AltCLIP): the paper
     relies on a large pretrained multilingual LM and re-aligns with far more compute. Measured on run 2's stages 1,
     2 and (a-b): with the token-matching and teacher terms on a frozen LM, translations were read as differently as an
@@ -34,18 +35,19 @@ from torch import nn
 from transformers import CLIPVisionConfig, LlamaConfig
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-from ..attention import TEXT
-from ..encoder import MultiFusionEncoder, mean_pool
-from ..processor import layout_prompts
-from ..prompt import ImageSegment, MultimodalPrompt, TextSegment
-from ..shapes.captions import LANGUAGES, N_FRAMES, caption, noun_phrase, random_caption
-from ..shapes.augment import varied_reference
-from ..shapes.render import render_scene
-from ..shapes.world import random_scene
+from ...encoder import MultiFusionEncoder, mean_pool
+from ...processor import layout_prompts
+from ...prompt import ImageSegment, MultimodalPrompt, TextSegment
+from ...training.cross_attention import CrossAttentionReader
+from ...training.encoder_step import EncoderStep
+from ...training.loop import train
+from ...training.losses import info_nce, token_matching
+from ..augment import varied_reference
+from ..captions import LANGUAGES, N_FRAMES, caption, noun_phrase, random_caption
+from ..render import render_scene
+from ..world import random_scene
 from .data import encode_latents, fitting, noise_scheduler, scenes, shared_tokenizer
-from .loop import train
-from .reading import CrossAttentionReader
-from .stage_unet import load_text_encoder
+from .stand_in_sd import load_text_encoder
 
 
 def build_encoder(config: dict[str, Any], tokenizer) -> MultiFusionEncoder:
@@ -102,52 +104,6 @@ def object_prompt(scene, rng: random.Random, mixed_prob: float = 0.0) -> Multimo
     if len(images) == 2 and rng.random() < 0.5:
         images.insert(1, TextSegment(" and "))
     return MultimodalPrompt(tuple(images))
-
-
-class EncoderStep:
-    """Encodes prompts with gradients and computes the stage's losses."""
-
-    def __init__(self, encoder, inner: MultiFusionEncoder, tokenizer, processor, device) -> None:
-        """`encoder` is what accelerate prepared (called for the forward pass); `inner` the unwrapped model."""
-        self.encoder, self.inner, self.tokenizer, self.processor, self.device = encoder, inner, tokenizer, processor, device
-        self.config = inner.config
-
-    def __call__(self, prompts: list[MultimodalPrompt]):
-        inputs = layout_prompts(prompts, self.tokenizer, self.config.image_tokens, self.config.max_length)
-        images = self.inner.prepare_images(inputs.images)
-        pixels = self.processor(images=images, return_tensors="pt").pixel_values if images else None
-        hidden = self.encoder(inputs.input_ids.to(self.device), inputs.image_mask.to(self.device), pixels)
-        return inputs, hidden  # hidden: (B, T, D)
-
-    def lm_loss(self, inputs, hidden, per_prompt: bool = False) -> torch.Tensor:
-        """Next-token loss on text tokens (each predicted from the position before it), averaged over the batch's
-        tokens, or (`per_prompt`) over each prompt's tokens and then over prompts: every prompt then counts alike,
-        which makes N data-parallel processes (each averaging its own share) train as one with their global batch."""
-        logits = self.inner.lm.lm_head(hidden[:, :-1])  # (B, T-1, V)
-        targets = inputs.input_ids[:, 1:].to(self.device)
-        is_text = (inputs.token_kinds[:, 1:] == TEXT).to(self.device)
-        if not per_prompt:
-            return F.cross_entropy(logits[is_text], targets[is_text])
-        losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none") * is_text  # (B, T-1)
-        return (losses.sum(1) / is_text.sum(1).clamp(min=1)).mean()
-
-
-def token_matching(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) x (B, T, D) -> (B, B) similarity of every prompt in `a` to every prompt in `b`: each position's
-    best cosine match in the other prompt, averaged both ways. The prefix token (the same in every prompt) is left
-    out; padding positions stay in, as they summarise the prompt and the U-Net attends to them too."""
-    a, b = F.normalize(a[:, 1:], dim=-1), F.normalize(b[:, 1:], dim=-1)
-    cosines = torch.einsum("itd,jsd->ijts", a, b)
-    return (cosines.amax(dim=3).mean(dim=2) + cosines.amax(dim=2).mean(dim=2)) / 2
-
-
-def info_nce(similarity: torch.Tensor, temperature: float, negatives: torch.Tensor | None = None) -> torch.Tensor:
-    """Symmetric InfoNCE on a (B, B) similarity: row i should match column i and no other. `negatives` (B, N)
-    are further candidates each row must rank below its match (hard negatives: near misses of its scene)."""
-    logits = similarity / temperature
-    targets = torch.arange(logits.shape[0], device=logits.device)
-    rows = logits if negatives is None else torch.cat([logits, negatives / temperature], dim=1)
-    return (F.cross_entropy(rows, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
 @torch.no_grad()
