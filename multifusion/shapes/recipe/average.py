@@ -2,7 +2,7 @@
 
 Each refine round starts from the round before and is taught by it, so consecutive rounds lie close in weight
 space and their parameter-wise mean is a working pipeline. A further round strengthens the languages that already
-read a frame and weakens the others (`reports/tiny-v17/`, `reports/tiny-v18/`); the mean of the last two rounds
+read a frame and weakens the others (runs v17 and v18 in `reports/RUNS.md`); the mean of the last two rounds
 keeps most of both. `train all` ends with it when `refine.average_last` is 2 or more:
 
     OUT/refine-(K-1)/pipeline + OUT/refine-K/pipeline  ->  OUT/average/pipeline
