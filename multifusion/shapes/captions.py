@@ -21,8 +21,9 @@ couleur/colore/color or standing alone).
 Terse phrases (`terse_phrase`) are how people type tags: no article, in the language's order ("large blue star",
 "großer blauer Stern" with German's strong declension, "grande étoile bleue", "stella blu", "gran estrella azul"),
 or in tag order ("star, blue, large", "Stern, blau, groß", "étoile, bleue, grande", "estrella, azul, grande").
-`terse_caption` fills the terse forms of `frames.py` and types them in one of `CASINGS`. Sentence frames, split into training and held-out frames, are in
-`frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
+`terse_caption` fills the terse forms of `frames.py` and types them in one of `CASINGS`.
+
+Sentence frames, split into training and held-out frames, are in `frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
 object in another language (a mixed-language prompt). `loosely_joined` joins two objects by filler words, a
 training augmentation for phrasings no frame has.
 """
@@ -119,6 +120,8 @@ _PHRASE = {
     "it": _romance(_IT_NOUN, _IT_ADJ, ("un", "una")),
     "es": _romance(_ES_NOUN, _ES_ADJ, ("un", "una")),
 }
+
+
 # --- terse phrases -------------------------------------------------------------------------------------------
 _DE_STRONG = {("nom", "m"): "er", ("nom", "n"): "es", ("dat", "m"): "em", ("dat", "n"): "em"}
 _SIZE_AFTER = {"es": {"large": ("grande", "grande")}}  # predicative size where it differs from the prenominal one
