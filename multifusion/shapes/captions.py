@@ -23,9 +23,10 @@ Terse phrases (`terse_phrase`) are how people type tags: no article, in the lang
 or in tag order ("star, blue, large", "Stern, blau, groß", "étoile, bleue, grande", "estrella, azul, grande").
 `terse_caption` fills the terse forms of `frames.py` and types them in one of `CASINGS`.
 
-Sentence frames, split into training and held-out frames, are in `frames.py`; `random_caption` also varies casing and end punctuation and, for two objects, may name the second
-object in another language (a mixed-language prompt). `loosely_joined` joins two objects by filler words, a
-training augmentation for phrasings no frame has.
+Sentence frames, split into training and held-out frames, are in `frames.py`; `random_caption` also varies casing
+and end punctuation, for two objects may name the second object in another language (a mixed-language prompt), and
+is terse for a share `TERSE_SHARE` of captions. `loosely_joined` joins two objects by filler words, a training
+augmentation for phrasings no frame has.
 """
 
 from __future__ import annotations
