@@ -150,9 +150,10 @@ def test_terse_forms_list_both_objects_in_every_casing():
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_held_out_terse_forms_never_appear_in_training(lang):
+def test_held_out_terse_forms_never_appear_in_training(lang, monkeypatch):
     """What the `terse` benchmark measures is typed the way no training stage read: no held-out terse form is a
-    training form, and none of its fillings (every object, size and casing) is a caption of the training corpus."""
+    training form, and none of its fillings (every object and size) is a caption of a corpus with terse captions."""
+    monkeypatch.setattr("multifusion.shapes.captions.TERSE_SHARE", 0.2)  # as candidate v22 trained
     for n in (1, 2):
         assert not set(terse_forms(n, lang, "held_out")) & set(terse_forms(n, lang, "train"))
     corpus = {c.lower().rstrip(".!, ") for c in caption_corpus(seed=0, count=20000)}
