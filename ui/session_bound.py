@@ -17,12 +17,13 @@ TABS = 10_000  # heartbeat sessions remembered as tabs (Gradio's own session bou
 
 
 class SessionBound:
-    """ASGI middleware: note every tab's session from its heartbeat; after each request, forget all but the
-    newest `keep` sessions that never opened one."""
+    """ASGI middleware: note every tab's session from its heartbeat; after a request that added a session, forget
+    all but the newest `keep` sessions that never opened one."""
 
     def __init__(self, app: Any, keep: int = KEEP) -> None:
         self.app, self.keep = app, keep
         self.tabs: OrderedDict[str, None] = OrderedDict()
+        self.sessions_seen = 0  # how many sessions Gradio held after the last pruning: unchanged means nothing new
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -42,7 +43,10 @@ class SessionBound:
         if holder is None:
             return
         with holder.lock:
+            if len(holder.session_data) == self.sessions_seen:  # static files, heartbeats: no session was added
+                return
             one_shot = [session for session in holder.session_data if session not in self.tabs]  # oldest first
             for session in one_shot[: max(len(one_shot) - self.keep, 0)]:
                 del holder.session_data[session]
                 holder.time_last_used.pop(session, None)
+            self.sessions_seen = len(holder.session_data)
