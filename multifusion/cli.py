@@ -287,7 +287,9 @@ def _train(args: argparse.Namespace) -> int:
 def _after_stage_four(config: dict, out: Path) -> list[tuple[str, str, dict]]:
     """`train all` ends with the config's `refine.rounds` refinements, each of the pipeline before it (its own
     teacher) into OUT/refine-K, then, if `refine.average_last` is 2 or more, the mean of that many last rounds
-    into OUT/average: the shipped model's lineage, from an empty folder in one command."""
+    into OUT/average, then `tags.rounds` more refinements into OUT/tags-K, with the `tags` section's keys in
+    place of `refine`'s (a share `terse_share` of their captions typed as tags): the shipped model's lineage,
+    from an empty folder in one command."""
     refine = config.get("refine", {})
     rounds, last = refine.get("rounds", 0), refine.get("average_last", 0)
     if not isinstance(last, int) or not 0 <= last <= rounds or last == 1:
@@ -300,6 +302,11 @@ def _after_stage_four(config: dict, out: Path) -> list[tuple[str, str, dict]]:
         round_pipelines.append(source)
     if last:
         plan.append(("average", "average", {"sources": round_pipelines[-last:]}))
+        source = out / "average" / "pipeline"
+    tags = dict(config.get("tags", {}))  # further rounds that also read tag-style prompts: refine's keys, overridden
+    for k in range(1, tags.pop("rounds", 0) + 1):
+        plan.append((f"tags-{k}", "refine", {"source": source, "name": f"tags-{k}", "overrides": tags}))
+        source = out / f"tags-{k}" / "pipeline"
     return plan
 
 

@@ -21,6 +21,7 @@ def smoke(tmp_path_factory):
     config["encoder"].update(lm_steps=3, prefix_steps=2, align_steps=2, batch_size=8, vocab_size=400)
     config["realign"].update(steps=3, batch_size=4, scenes=16)
     config["refine"].update(rounds=2, average_last=2, lm_steps=2, align_steps=2, realign_steps=2, batch_size=8, realign_batch_size=4, scenes=16)
+    config["tags"] = {"rounds": 1, "terse_share": 0.5}
     root = tmp_path_factory.mktemp("run")
     (root / "smoke.json").write_text(json.dumps(config))
     train(root, "all")
@@ -38,8 +39,9 @@ def train(root, stage, *extra):
 
 def test_all_stages_then_generate(smoke):
     out = smoke / "out"
-    stages = {"vae", "unet", "encoder", "realign", "refine-1", "refine-2", "average"}
-    assert set(json.loads((out / "times.json").read_text())) == stages  # all ends with the refine rounds, averaged
+    stages = {"vae", "unet", "encoder", "realign", "refine-1", "refine-2", "average", "tags-1"}
+    assert set(json.loads((out / "times.json").read_text())) == stages  # refine rounds, averaged, then a tags round
+    assert (out / "tags-1" / "pipeline" / "model_index.json").is_file()
     logs = [json.loads(line) for line in (out / "realign" / "log.jsonl").read_text().splitlines()]
     assert logs[-1]["step"] == 2 and all(l["loss"] == l["loss"] for l in logs)  # finite, logged
 
@@ -112,6 +114,10 @@ def test_all_averages_the_last_rounds_the_config_names(tmp_path):
     assert plan[-1][2]["sources"] == [out / "refine-2" / "pipeline", out / "refine-3" / "pipeline"]
     assert plan[2][2]["source"] == out / "refine-2" / "pipeline"  # each round refines the one before
     assert [name for name, _, _ in _after_stage_four({"refine": {"rounds": 2}}, out)] == ["refine-1", "refine-2"]
+    tagged = _after_stage_four({"refine": {"rounds": 3, "average_last": 2}, "tags": {"rounds": 2, "terse_share": 0.2}}, out)
+    assert [name for name, _, _ in tagged[-3:]] == ["average", "tags-1", "tags-2"]  # tag rounds refine the average
+    assert tagged[-2][2] == {"source": out / "average" / "pipeline", "name": "tags-1", "overrides": {"terse_share": 0.2}}
+    assert tagged[-1][2]["source"] == out / "tags-1" / "pipeline"
     for bad in (1, 4, "2"):
         with pytest.raises(PromptError, match="average_last"):
             _after_stage_four({"refine": {"rounds": 3, "average_last": bad}}, out)

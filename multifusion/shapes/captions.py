@@ -25,7 +25,7 @@ or in tag order ("star, blue, large", "Stern, blau, groß", "étoile, bleue, gra
 
 Sentence frames, split into training and held-out frames, are in `frames.py`; `random_caption` also varies casing
 and end punctuation, for two objects may name the second object in another language (a mixed-language prompt), and
-is terse for a share `TERSE_SHARE` of captions. `loosely_joined` joins two objects by filler words, a training
+is terse for a share `terse_share` of captions. `loosely_joined` joins two objects by filler words, a training
 augmentation for phrasings no frame has.
 """
 
@@ -243,15 +243,12 @@ def decorate(text: str, rng: random.Random) -> str:
     return text
 
 
-# Of random captions, the share in a terse form. 0 in the shipped recipe (v20): candidate v22 trained with 0.2 read
-# tags but lost mcc and German pairs (`reports/RUNS.md`). At 0 no random number is drawn for it, so 0 is v20's grammar.
-TERSE_SHARE = 0.0
-
-
-def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1) -> str:
+def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1,
+                   terse_share: float = 0.0) -> str:
     """A caption from a random frame of `split`, colour form and size mention, decorated; with two objects the
-    second is named in another language with probability `mixed_prob`. A share `TERSE_SHARE` is terse instead."""
-    if TERSE_SHARE and rng.random() < TERSE_SHARE:
+    second is named in another language with probability `mixed_prob`. A share `terse_share` is terse instead
+    (`terse_caption`); at 0 no random number is drawn for it, so the stream is that of the grammar before terse forms."""
+    if terse_share and rng.random() < terse_share:
         return terse_caption(scene, lang, rng, split, mixed_prob)
     templates = frames(len(scene.objects), lang, split)
     langs = (lang,)

@@ -65,7 +65,9 @@ def condition(scene, rng: random.Random, tokenizer, max_length: int, c: dict[str
         return object_prompt(scene, rng, c["mixed_prob"])
     # without the key no language is drawn, so English-only runs keep their random stream
     lang = rng.choice(c["caption_languages"]) if "caption_languages" in c else "en"
-    return MultimodalPrompt.of(fitting(lambda: random_caption(scene, lang, rng, mixed_prob=0.0), tokenizer, max_length - 1))
+    terse = c.get("terse_share", 0.0)  # refine rounds type a share of captions as tags
+    return MultimodalPrompt.of(fitting(lambda: random_caption(scene, lang, rng, mixed_prob=0.0, terse_share=terse),
+                                       tokenizer, max_length - 1))
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, resume: bool = False) -> Path:

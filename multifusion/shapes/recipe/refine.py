@@ -24,6 +24,9 @@ Three phases, each under `train()` (resumable, logged):
     caption (or for nothing) is a second target, weighted `teacher_weight` on image, mixed and empty prompts and
     `text_teacher_weight` on captions.
 
+In all three a share `terse_share` of the captions is typed as tags ("blue star", "STAR, BLUE", "red circle +
+blue star": `captions.terse_caption`); 0 in `refine`, set by the config's `tags` rounds (`multifusion train all`).
+
     multifusion train refine --from weights/multifusion-tiny --config tiny --out runs/refined
 """
 
@@ -69,9 +72,10 @@ def teacher_reader(teacher: MultiFusionPipeline, config: dict[str, Any], n: int 
 
 
 def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Path, resume: bool = False,
-        name: str = "refine") -> Path:
-    """Refine the pipeline at `source` into OUT/`name`/pipeline."""
-    c, canvas = config["refine"], config["canvas"]
+        name: str = "refine", overrides: dict[str, Any] | None = None) -> Path:
+    """Refine the pipeline at `source` into OUT/`name`/pipeline, with the config's `refine` section (its keys in
+    `overrides` replaced)."""
+    c, canvas = {**config["refine"], **(overrides or {})}, config["canvas"]
     torch.manual_seed(config["seed"])
     teacher = MultiFusionPipeline.from_pretrained(source).to(accelerator.device)
     teacher.set_progress_bar_config(disable=True)
@@ -85,7 +89,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
     reader = teacher_reader(teacher, config)
     rng = random.Random(config["seed"])
     stage, batch, room = out / name, c["batch_size"], c["max_length"] - 1
-    phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng), tokenizer, room)  # noqa: E731
+    terse = c.get("terse_share", 0.0)
+    phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng, terse_share=terse), tokenizer, room)  # noqa: E731
 
     def lm_loss(_: int) -> torch.Tensor:
         prompts = []
@@ -93,7 +98,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
             scene = random_scene(rng)
             if i % 2:  # a varied reference image restated as a caption of its object
                 obj = random_object(rng)
-                text = fitting(lambda: random_caption(Scene((obj,)), rng.choice(LANGUAGES), rng), tokenizer, room - 8)
+                text = fitting(lambda: random_caption(Scene((obj,)), rng.choice(LANGUAGES), rng, terse_share=terse),
+                               tokenizer, room - 8)  # fmt: skip
                 prompts.append(restated(varied_reference(obj, rng), text))
             elif rng.random() < 0.5:
                 pair = restated(phrased(scene, rng.choice(LANGUAGES)), phrased(scene, rng.choice(LANGUAGES)))

@@ -1,0 +1,57 @@
+"""Issue 34's bars for one model, over the `multifusion eval` reports of its seeds (each figure pooled over the
+seeds, which share their n; the per-seed figures follow in brackets).
+
+    python reports/bars.py MODEL_DIR eval-seed0.json eval-seed1.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+LANGS = ("en", "de", "fr", "it", "es")
+
+
+def pooled(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def main(model: str, paths: list[str]) -> int:
+    runs = [json.loads(Path(p).read_text())["benchmarks"] for p in paths]
+    rows = []  # (bar, figures per language or kind, threshold, at least / at most)
+
+    def per(name: str, get, threshold: float, keys=LANGS, most: bool = False) -> None:
+        rows.append((name, {k: [get(r, k) for r in runs] for k in keys}, threshold, most))
+
+    per("terse single", lambda r, l: r["terse"][l]["single"], 0.95)
+    per("terse pairs", lambda r, l: r["terse"][l]["pair"], 0.85)
+    per("paraphrase pairs", lambda r, l: r["paraphrase"][l]["pair"], 0.90)
+    per("relational frame", lambda r, l: list(r["paraphrase"][l]["pair_by_frame"].values())[1], 0.75)
+    per("single", lambda r, l: r["single"][l]["accuracy"], 0.95)
+    per("paraphrase single", lambda r, l: r["paraphrase"][l]["single"], 0.95)
+    per("image renderer", lambda r, k: r["image_prompt"][k]["accuracy"], 0.95, ("renderer",))
+    per("image foreign", lambda r, k: r["image_prompt"][k]["accuracy"], 0.90, ("foreign",))
+    per("mcc text", lambda r, k: r["mcc"][k]["accuracy"], 0.95, ("text",))
+    per("mcc multimodal, mixed", lambda r, k: r["mcc"][k]["accuracy"], 0.90, ("multimodal", "mixed"))
+    per("weight 0 shows its object", lambda r, k: r["weights"]["0"]["weighted_present"], 0.05, ("0",), most=True)
+    per("language gap to en", lambda r, l: r["languages"][l]["gap_to_en"], 0.05, LANGS[1:], most=True)
+    met_all = True
+    for name, figures, threshold, most in rows:
+        cells, met = [], True
+        for key, values in figures.items():
+            value = pooled(values)
+            met &= value <= threshold if most else value >= threshold
+            cells.append(f"{key} {100 * value:.1f} [{' / '.join(f'{100 * v:.1f}' for v in values)}]")
+        met_all &= met
+        print(f"{'met    ' if met else 'NOT MET'} {name} ({'<=' if most else '>='} {100 * threshold:.0f} %): {'; '.join(cells)}")
+    files = [p for p in Path(model).rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files) / 2**20
+    weights = [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".safetensors")]
+    plain = all(p.suffix == ".safetensors" for p in weights)
+    met_all &= size <= 40 and plain
+    print(f"{'met    ' if size <= 40 and plain else 'NOT MET'} size {size:.1f} MB (<= 40), weights safetensors only: {plain}")
+    print("every bar met" if met_all else "some bar not met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
