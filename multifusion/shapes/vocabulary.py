@@ -23,20 +23,26 @@ def words_of(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-def shapes_vocabulary() -> frozenset[str]:
-    """Every word of every frame and terse form (training and held-out) and every phrase of every object."""
+def grammar_spellings() -> frozenset[str]:
+    """Every word of every frame and terse form (training and held-out) and every phrase of every object, spelt
+    as the captions spell them (German nouns capitalised, the rest lower case)."""
     words: set[str] = set()
     for lang in LANGUAGES:
         for split, n_objects in product(("train", "held_out"), (1, 2)):
             for template in frames(n_objects, lang, split) + terse_forms(n_objects, lang, split):
-                words.update(words_of(re.sub(r"\{[^}]*\}", " ", template)))
+                words.update(WORD.findall(re.sub(r"\{[^}]*\}", " ", template)))
         for shape, colour, size in product(SHAPES, COLOURS, SIZES):
             obj = ShapeObject(shape, colour, size)
             for mention_size, case, form, one in product((False, True), ("nom", "acc", "dat"), COLOUR_FORMS, (False, True)):
-                words.update(words_of(noun_phrase(obj, lang, mention_size, case, form, one)))
+                words.update(WORD.findall(noun_phrase(obj, lang, mention_size, case, form, one)))
             for mention_size, tag_order, case in product((False, True), (False, True), ("nom", "dat")):
-                words.update(words_of(terse_phrase(obj, lang, mention_size, tag_order, case)))
+                words.update(WORD.findall(terse_phrase(obj, lang, mention_size, tag_order, case)))
     return frozenset(words)
+
+
+def shapes_vocabulary() -> frozenset[str]:
+    """The world's words in lower case (what the studio checks a prompt against)."""
+    return frozenset(word.lower() for word in grammar_spellings())
 
 
 def write_vocabulary(model_dir: str | Path) -> Path:

@@ -61,12 +61,14 @@ def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F
     """The byte-level BPE tokenizer of this run, trained once on the multilingual caption corpus."""
     from transformers import PreTrainedTokenizerFast
 
-    from ...tokenizer import build_tokenizer
+    from ...tokenizer import build_tokenizer, recasing_normalizer
+    from ..vocabulary import grammar_spellings
 
     path = out / "tokenizer"
     if path.is_dir():
         return PreTrainedTokenizerFast.from_pretrained(path)
     tokenizer = build_tokenizer(caption_corpus(config["seed"]), config["encoder"]["vocab_size"])
+    tokenizer.backend_tokenizer.normalizer = recasing_normalizer(grammar_spellings())  # "BLUE STAR" is "blue star"
     tokenizer.save_pretrained(path)
     return tokenizer
 
