@@ -179,6 +179,30 @@ def test_frames_are_many_and_name_every_object(lang):
                                         or "círculo" in text)  # fmt: skip
 
 
+def test_recasing_respells_typed_casings_and_leaves_every_training_caption_as_it_is():
+    """The shapes tokenizer's normalizer: capitals and wrong-case words become the spelling the model trained on,
+    while no caption of any training stage changes (so a recipe with it trains on the same tokens as one without)."""
+    from multifusion.shapes.recipe.multilingual_encoder import restatement
+    from multifusion.shapes.vocabulary import grammar_spellings
+    from multifusion.tokenizer import recasing_normalizer
+
+    recase = recasing_normalizer(grammar_spellings()).normalize_str
+    assert recase("BLUE STAR, SIMPLE PICTURE") == "blue star, simple picture"
+    assert recase("Blue Star, Plain Background") == "Blue star, plain background"  # a capitalised first word is trained
+    assert recase("blauer stern mit ROTEM KREIS") == "blauer Stern mit rotem Kreis"
+    assert recase("STERN, BLAU, GROSS") == "Stern, blau, groß"
+    assert recase("ÉTOILE BLEUE, C'EST TOUT") == "étoile bleue, c'est tout"
+    assert recase("Draw A Red Circle") == "Draw a red circle"
+    assert recase("a rocket SHIP") == "a rocket SHIP"  # words the world does not know are left alone
+    rng = random.Random(0)
+    training = caption_corpus(seed=0, count=5000)
+    training += [random_caption(random_scene(rng), rng.choice(LANGUAGES), rng) + restatement(
+        random_caption(random_scene(rng), rng.choice(LANGUAGES), rng)) for _ in range(2000)]
+    training += [loosely_joined(random_scene(rng, 2), rng.choice(LANGUAGES), rng) for _ in range(1000)]
+    training += [frame for lang in LANGUAGES for n in (1, 2) for frame in frames(n, lang)]  # the templates themselves
+    assert [t for t in training if recase(t) != t] == []
+
+
 def test_random_captions_vary_wording_casing_and_language():
     rng = random.Random(0)
     texts = [random_caption(TWO, "en", rng) for _ in range(300)]
