@@ -98,6 +98,24 @@ def test_a_held_out_phrasing_is_understood(pipe, lang):
     assert sum(d is not None and (d.shape, d.colour) == ("triangle", "green") for d in found) >= 3, found
 
 
+TAGS = {  # what a visitor from AUTOMATIC1111 or ComfyUI types first (issue 34's reports), and what it must draw
+    "blue star": ("star", "blue"), "Blue star": ("star", "blue"), "green triangle": ("triangle", "green"),
+    "blauer Stern": ("star", "blue"), "STAR, BLUE": ("star", "blue"), "cuore rosso": ("heart", "red"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tag", list(TAGS))
+def test_a_tag_draws_its_colour_and_shape(pipe, tag):
+    found = [main_object(im) for im in images(pipe, tag)]
+    assert sum(d is not None and (d.shape, d.colour) == TAGS[tag] for d in found) >= 3, found
+
+
+@pytest.mark.parametrize("tags", ["red circle, blue star", "cercle rouge + étoile bleue"])
+def test_a_comma_list_of_two_tags_draws_both(pipe, tags):
+    both = sum(shows(im, "circle", "red") and shows(im, "star", "blue") for im in images(pipe, tags))
+    assert both >= 3, both
+
+
 def test_weight_zero_removes_an_object(pipe):
     def prompt(weight):
         return MultimodalPrompt((TextSegment("a yellow star"), TextSegment(" and "), TextSegment("a blue square", weight)))
