@@ -58,7 +58,8 @@ def encode_latents(vae, items: list[tuple[Scene, int]], canvas: int, batch_size:
 
 
 def shared_tokenizer(config: dict, out) -> "PreTrainedTokenizerFast":  # noqa: F821
-    """The byte-level BPE tokenizer of this run, trained once on the multilingual caption corpus."""
+    """The byte-level BPE tokenizer of this run, trained once on the multilingual caption corpus; its normalizer
+    re-spells the world's words typed in other casings ("BLUE STAR") and leaves every training caption as it is."""
     from transformers import PreTrainedTokenizerFast
 
     from ...tokenizer import build_tokenizer, recasing_normalizer
