@@ -104,6 +104,12 @@ TAGS = {  # what a visitor from AUTOMATIC1111 or ComfyUI types first (issue 34's
 }  # fmt: skip
 
 
+def test_the_tokenizer_reads_capitals_as_the_words_it_knows(pipe):
+    ids = lambda text: pipe.tokenizer(text, add_special_tokens=False).input_ids  # noqa: E731
+    assert ids("BLUE STAR, PLEASE") == ids("blue star, please")
+    assert ids("blauer stern") == ids("blauer Stern")
+
+
 @pytest.mark.parametrize("tag", list(TAGS))
 def test_a_tag_draws_its_colour_and_shape(pipe, tag):
     found = [main_object(im) for im in images(pipe, tag)]
