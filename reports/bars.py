@@ -48,8 +48,9 @@ def main(model: str, paths: list[str]) -> int:
     size = sum(p.stat().st_size for p in files) / 2**20
     weights = [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".safetensors")]
     plain = all(p.suffix == ".safetensors" for p in weights)
-    met_all &= size <= 40 and plain
-    print(f"{'met    ' if size <= 40 and plain else 'NOT MET'} size {size:.1f} MB (<= 40), weights safetensors only: {plain}")
+    small = size <= 40 and plain
+    met_all &= small
+    print(f"{'met    ' if small else 'NOT MET'} size {size:.1f} MB (<= 40), weights safetensors only: {plain}")
     print("every bar met" if met_all else "some bar not met")
     return 0
 
