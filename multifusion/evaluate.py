@@ -9,11 +9,12 @@
 - paraphrase: per language, one- and two-object prompts phrased with the held-out sentence frames only (`frames.py`:
   structures no training stage reads), in every colour form, cased and punctuated at random: `single` is the share
   whose main object is right, `pair` the share with both objects in the right shapes and colours (`pair_sides`:
-  and each on its named side; `pair_by_frame`: `pair` for each held-out frame, which the prompts take in turn).
+  and each on its named side; `pair_by_frame`, `pair_sides_by_frame`: those for each held-out frame, which the
+  prompts take in turn).
 - terse: per language, one- and two-object prompts in the held-out terse forms only (`frames.py`: tags such as
   "star, blue, simple picture" or "red circle & blue star", combinations no training stage reads), each form in
   every casing in turn ("blue star", "Blue star", "Blue Star", "BLUE STAR"): `single`, `pair` and `pair_sides` as
-  for paraphrase, and `single_by_form`, `pair_by_form`.
+  for paraphrase, and `single_by_form`, `pair_by_form`, `pair_sides_by_form`.
 - image_prompt: one reference image as the whole prompt: the share of images whose main object has its shape and
   colour (and each separately), for the renderer's references and for `foreign` ones drawn by an independent
   routine (`shapes/foreign.py`) on 16- to 512-px canvases, anywhere on white, grey and tinted grounds.
@@ -201,14 +202,16 @@ class Evaluator:
         two = [detect(im) for im in self.generate([MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(pairs)])]
         single_right = [_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]
         pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
+        pair_sides = [all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d) for o in s.objects)
+                      for d, s in zip(two, pairs)]  # fmt: skip
         by_form = lambda flags, k: {form: _share(flags[i :: len(forms(k))]) for i, form in enumerate(forms(k))}  # noqa: E731
         return {
             "single": _share(single_right),
             "pair": _share(pair_right),
-            "pair_sides": _share([all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d)
-                                      for o in s.objects) for d, s in zip(two, pairs)]),  # fmt: skip
+            "pair_sides": _share(pair_sides),
             "single_by_form": by_form(single_right, 1),
             "pair_by_form": by_form(pair_right, 2),
+            "pair_sides_by_form": by_form(pair_sides, 2),
             "n": n,
             "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
         }
@@ -226,6 +229,7 @@ class Evaluator:
 
             result[lang] = self.held_out_reading("paraphrase", phrase, held_out)
             result[lang]["pair_by_frame"] = result[lang].pop("pair_by_form")
+            result[lang]["pair_sides_by_frame"] = result[lang].pop("pair_sides_by_form")
             del result[lang]["single_by_form"]
         return result
 

@@ -44,6 +44,10 @@ def main(model: str, paths: list[str]) -> int:
             cells.append(f"{key} {100 * value:.1f} [{' / '.join(f'{100 * v:.1f}' for v in values)}]")
         met_all &= met
         print(f"{'met    ' if met else 'NOT MET'} {name} ({'<=' if most else '>='} {100 * threshold:.0f} %): {'; '.join(cells)}")
+    sided = [r["paraphrase"] for r in runs if "pair_sides_by_frame" in r.get("paraphrase", {}).get("en", {})]
+    if sided:  # not a bar: whether the relational frame's objects land on their named sides
+        cells = [f"{l} {100 * pooled([list(b[l]['pair_sides_by_frame'].values())[1] for b in sided]):.1f}" for l in LANGS]
+        print(f"(info) relational frame, both objects on their sides: {'; '.join(cells)}")
     files = [p for p in Path(model).rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files) / 2**20
     weights = [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".safetensors")]

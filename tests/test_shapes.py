@@ -337,6 +337,9 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     assert benchmarks["terse"]["es"]["n"] == 8 and list(benchmarks["terse"]["es"]["single_by_form"]) == terse_forms(1, "es", "held_out")
     assert benchmarks["paraphrase"]["fr"]["n"] == 8 and set(benchmarks["image_prompt"]) == {"renderer", "foreign"}
     assert list(benchmarks["paraphrase"]["fr"]["pair_by_frame"]) == frames(2, "fr", "held_out")
+    fr = benchmarks["paraphrase"]["fr"]  # on its sides is the stricter reading, frame by frame
+    assert list(fr["pair_sides_by_frame"]) == list(fr["pair_by_frame"])
+    assert all(fr["pair_sides_by_frame"][f] <= fr["pair_by_frame"][f] for f in fr["pair_by_frame"])
     assert benchmarks["image_prompt"]["foreign"]["n"] == 14 and len(benchmarks["image_prompt"]["foreign"]["by_canvas"]) == 6
     assert set(benchmarks["image_prompt"]["foreign"]["by_shape"]) == {"circle", "square", "triangle", "star", "heart"}
     assert set(benchmarks["single"]) == set(LANGUAGES) and benchmarks["single"]["de"]["n"] == 8
