@@ -20,7 +20,7 @@ from multifusion.shapes.dataset import ShapesDataset
 from multifusion.shapes.recipe.data import caption_corpus
 from multifusion.shapes.render import _canvas, render_reference, render_scene
 from multifusion.shapes.scorer import detect, main_object, validate
-from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject, near_miss, random_scene
+from multifusion.shapes.world import BACKGROUND, Scene, ShapeObject, misbound, near_miss, random_scene
 
 RED_HEART = ShapeObject("heart", "red", "small")
 RED_STAR = ShapeObject("star", "red", "large")
@@ -210,6 +210,24 @@ def test_random_captions_vary_wording_casing_and_language():
     assert any(t[0].isupper() for t in texts) and any(t.endswith((".", "!")) for t in texts)
     assert any("Stern" in t or "étoile" in t or "stella" in t or "estrella" in t for t in texts)  # mixed-language
     assert all(form in COLOUR_FORMS for form in ("adjective", "in", "named"))
+
+
+def test_a_misbound_scene_has_its_details_on_the_wrong_object():
+    """The binding negatives: the same shapes and colours, traded between the two objects (colours or sides), so
+    only which detail belongs to which object tells them apart; one object changes colour."""
+    rng, kinds = random.Random(0), set()
+    for _ in range(300):
+        scene = random_scene(rng)
+        wrong = misbound(scene, rng)
+        assert wrong != scene and [o.side for o in wrong.objects] == [o.side for o in scene.objects]
+        if len(scene.objects) == 1:
+            assert (wrong.objects[0].shape, wrong.objects[0].size) == (scene.objects[0].shape, scene.objects[0].size)
+            kinds.add("colour")
+            continue
+        assert sorted(o.shape for o in wrong.objects) == sorted(o.shape for o in scene.objects)
+        assert sorted(o.colour for o in wrong.objects) == sorted(o.colour for o in scene.objects)
+        kinds.add("sides" if [o.shape for o in wrong.objects] != [o.shape for o in scene.objects] else "traded colours")
+    assert kinds == {"colour", "sides", "traded colours"}
 
 
 def test_a_near_miss_is_its_scene_with_one_detail_wrong():

@@ -81,3 +81,17 @@ def near_miss(scene: Scene, rng: random.Random) -> Scene:
     if len(objects) == 2 and (objects[0].shape, objects[0].colour) == (objects[1].shape, objects[1].colour):
         return near_miss(scene, rng)  # two identical objects are not a scene; try another detail
     return Scene(tuple(objects))
+
+
+def misbound(scene: Scene, rng: random.Random) -> Scene:
+    """The scene with its details bound to the wrong object: of two objects, their colours traded (when they
+    differ, half the time) or their sides; one object gets another colour. The hard negative for a reading that
+    must know which colour and which side belong to which shape ("a red square right of a yellow star" is not a
+    yellow square right of a red star, nor an orange pair)."""
+    if len(scene.objects) == 1:
+        (obj,) = scene.objects
+        return Scene((replace(obj, colour=rng.choice([c for c in COLOURS if c != obj.colour])),))
+    left, right = scene.objects
+    if left.colour != right.colour and left.shape != right.shape and rng.random() < 0.5:
+        return Scene((replace(left, colour=right.colour), replace(right, colour=left.colour)))
+    return Scene((replace(right, side="left"), replace(left, side="right")))

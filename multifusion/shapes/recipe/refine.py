@@ -15,8 +15,8 @@ Three phases, each under `train()` (resumable, logged):
     paraphrase in any language, the scene's objects' varied images, and the canonical English caption itself,
     encoded by the student, must be read like the teacher's encoding of the canonical English caption;
     token-matching InfoNCE keeps each nearer its own scene than the batch's others and (`near_miss_negatives`) than
-    its scene with one detail wrong (a star drawn as a triangle, a colour, swapped sides); the LM loss stays as a
-    regulariser. A share `pair_prob` of scenes has two objects, and of their paraphrases a share `loose_pair_prob`
+    its scene with one detail wrong (a star drawn as a triangle, a colour, swapped sides), or (`binding_negatives`)
+    with its colours or sides traded between its objects (`world.misbound`); the LM loss stays as a regulariser. A share `pair_prob` of scenes has two objects, and of their paraphrases a share `loose_pair_prob`
     joins the objects by filler words in no frame's order (`captions.loosely_joined`), so that an unfamiliar
     phrasing keeps both objects.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
@@ -47,7 +47,7 @@ from ...training.loop import train
 from ...training.losses import diffusion_loss, info_nce, token_matching
 from ..augment import varied_reference
 from ..captions import LANGUAGES, N_FRAMES, caption, loosely_joined, random_caption
-from ..world import Scene, near_miss, random_object, random_scene
+from ..world import Scene, misbound, near_miss, random_object, random_scene
 from .data import encode_latents, fitting, noise_scheduler, save_pipeline, scenes
 from .multilingual_encoder import object_prompt, restated
 from .realign_cross_attention import condition
@@ -124,8 +124,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         _, image_hidden = step([object_prompt(s, rng, c["mixed_prob"]) for s in group])
         read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
         t, missed = c["align_temperature"], None
-        if c.get("near_miss_negatives"):  # each scene one detail wrong, in English: a reading must rank it lower
-            _, missed = step([MultimodalPrompt.of(caption(near_miss(s, rng), "en", rng.randrange(N_FRAMES))) for s in group])
+        wrong = near_miss if c.get("near_miss_negatives") else misbound if c.get("binding_negatives") else None
+        if wrong:  # each scene one detail wrong, in English: a reading must rank it lower
+            _, missed = step([MultimodalPrompt.of(caption(wrong(s, rng), "en", rng.randrange(N_FRAMES))) for s in group])
         contrast = lambda hidden: info_nce(token_matching(hidden, en_hidden), t, None if missed is None else token_matching(hidden, missed))  # noqa: E731
         return (read_alike + contrast(other_hidden) + contrast(image_hidden)
                 + 0.5 * (step.lm_loss(en_inputs, en_hidden) + step.lm_loss(other_inputs, other_hidden)))  # fmt: skip
