@@ -16,9 +16,10 @@ Three phases, each under `train()` (resumable, logged):
     encoded by the student, must be read like the teacher's encoding of the canonical English caption;
     token-matching InfoNCE keeps each nearer its own scene than the batch's others and (`near_miss_negatives`) than
     its scene with one detail wrong (a star drawn as a triangle, a colour, swapped sides), or (`binding_negatives`)
-    with its colours or sides traded between its objects (`world.misbound`); the LM loss stays as a regulariser. A share `pair_prob` of scenes has two objects, and of their paraphrases a share `loose_pair_prob`
-    joins the objects by filler words in no frame's order (`captions.loosely_joined`), so that an unfamiliar
-    phrasing keeps both objects.
+    with its colours or sides traded between its objects (`world.misbound`); the LM loss stays as a regulariser. A
+    share `pair_prob` of scenes has two objects, and of their paraphrases a share `loose_pair_prob` joins the
+    objects by filler words in no frame's order (`captions.loosely_joined`), so that an unfamiliar phrasing keeps
+    both objects.
 (c) refine-realign: only `attn2` of the U-Net trains, on English training-frame captions or the objects' varied
     images (never both), with a share of empty prompts for guidance; the teacher's prediction for the bare English
     caption (or for nothing) is a second target, weighted `teacher_weight` on image, mixed and empty prompts and
