@@ -15,6 +15,11 @@ def pooled(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+def relational(paraphrase: dict, lang: str, key: str) -> float:
+    """The `key` figure of "{b} to the right of {a}", the second held-out two-object frame of every language."""
+    return list(paraphrase[lang][key].values())[1]
+
+
 def main(model: str, paths: list[str]) -> int:
     runs = [json.loads(Path(p).read_text())["benchmarks"] for p in paths]
     rows = []  # (bar, figures per language or kind, threshold, at least / at most)
@@ -26,7 +31,7 @@ def main(model: str, paths: list[str]) -> int:
     per("terse single", "terse", lambda b, l: b[l]["single"], 0.95)
     per("terse pairs", "terse", lambda b, l: b[l]["pair"], 0.85)
     per("paraphrase pairs", "paraphrase", lambda b, l: b[l]["pair"], 0.90)
-    per("relational frame", "paraphrase", lambda b, l: list(b[l]["pair_by_frame"].values())[1], 0.75)
+    per("relational frame", "paraphrase", lambda b, l: relational(b, l, "pair_by_frame"), 0.75)
     per("single", "single", lambda b, l: b[l]["accuracy"], 0.95)
     per("paraphrase single", "paraphrase", lambda b, l: b[l]["single"], 0.95)
     per("image renderer", "image_prompt", lambda b, k: b[k]["accuracy"], 0.95, ("renderer",))
@@ -46,7 +51,7 @@ def main(model: str, paths: list[str]) -> int:
         print(f"{'met    ' if met else 'NOT MET'} {name} ({'<=' if most else '>='} {100 * threshold:.0f} %): {'; '.join(cells)}")
     sided = [r["paraphrase"] for r in runs if "pair_sides_by_frame" in r.get("paraphrase", {}).get("en", {})]
     if sided:  # not a bar: whether the relational frame's objects land on their named sides
-        cells = [f"{l} {100 * pooled([list(b[l]['pair_sides_by_frame'].values())[1] for b in sided]):.1f}" for l in LANGS]
+        cells = [f"{l} {100 * pooled([relational(b, l, 'pair_sides_by_frame') for b in sided]):.1f}" for l in LANGS]
         print(f"(info) relational frame, both objects on their sides: {'; '.join(cells)}")
     files = [p for p in Path(model).rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files) / 2**20

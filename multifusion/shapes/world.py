@@ -71,8 +71,7 @@ def near_miss(scene: Scene, rng: random.Random) -> Scene:
     the scene itself."""
     i, roll = rng.randrange(len(scene.objects)), rng.random()
     if len(scene.objects) == 2 and roll < 0.2:
-        left, right = scene.objects
-        return Scene((replace(right, side="left"), replace(left, side="right")))
+        return swapped_sides(scene)
     objects = list(scene.objects)
     if roll < 0.8:
         objects[i] = replace(objects[i], shape=rng.choice([s for s in SHAPES if s != objects[i].shape]))
@@ -94,4 +93,10 @@ def misbound(scene: Scene, rng: random.Random) -> Scene:
     left, right = scene.objects
     if left.colour != right.colour and left.shape != right.shape and rng.random() < 0.5:
         return Scene((replace(left, colour=right.colour), replace(right, colour=left.colour)))
+    return swapped_sides(scene)
+
+
+def swapped_sides(scene: Scene) -> Scene:
+    """A two-object scene with its objects' sides traded."""
+    left, right = scene.objects
     return Scene((replace(right, side="left"), replace(left, side="right")))

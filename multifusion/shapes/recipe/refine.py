@@ -91,6 +91,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
     rng = random.Random(config["seed"])
     stage, batch, room = out / name, c["batch_size"], c["max_length"] - 1
     terse = c.get("terse_share", 0.0)
+    wrong = near_miss if c.get("near_miss_negatives") else misbound if c.get("binding_negatives") else None  # hard negatives
     phrased = lambda scene, lang: fitting(lambda: random_caption(scene, lang, rng, terse_share=terse), tokenizer, room)  # noqa: E731
 
     def lm_loss(_: int) -> torch.Tensor:
@@ -125,7 +126,6 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
         _, image_hidden = step([object_prompt(s, rng, c["mixed_prob"]) for s in group])
         read_alike = 3 * reader.distance(torch.cat([en_hidden, other_hidden, image_hidden]), target)
         t, missed = c["align_temperature"], None
-        wrong = near_miss if c.get("near_miss_negatives") else misbound if c.get("binding_negatives") else None
         if wrong:  # each scene one detail wrong, in English: a reading must rank it lower
             _, missed = step([MultimodalPrompt.of(caption(wrong(s, rng), "en", rng.randrange(N_FRAMES))) for s in group])
         contrast = lambda hidden: info_nce(token_matching(hidden, en_hidden), t, None if missed is None else token_matching(hidden, missed))  # noqa: E731
