@@ -27,6 +27,8 @@ Three phases, each under `train()` (resumable, logged):
 
 In all three a share `terse_share` of the captions is typed as tags ("blue star", "STAR, BLUE", "red circle +
 blue star": `captions.terse_caption`); 0 in `refine`, set by the config's `tags` rounds (`multifusion train all`).
+Every draw (scenes, captions, images, noise) comes from the config's `seed`, so the rounds of `train all` replay
+one another's batches; a round at another seed was no better (run v34 in `reports/RUNS.md`).
 
     multifusion train refine --from weights/multifusion-tiny --config tiny --out runs/refined
 """
