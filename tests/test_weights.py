@@ -104,6 +104,17 @@ def test_the_tokenizer_reads_capitals_as_the_words_it_knows(pipe):
     assert ids("blauer stern") == ids("blauer Stern")
 
 
+def test_the_encoder_reads_a_training_frame_on_its_named_sides(pipe):
+    """`recipe.sides`, the quick screen of the relational frame: "{a} to the left of {b}" in every language reads
+    nearer its scene than the mirrored scene (the same words, the sides swapped), so the reading sees sides."""
+    from multifusion.shapes.recipe.config import load_config
+    from multifusion.shapes.recipe.sides import read_sides
+
+    shares = read_sides(pipe, load_config("tiny"), n=16)
+    assert set(shares) == {"left of (training)", "right of (held out)", "right first (held out)"}
+    assert all(share >= 0.9 for share in shares["left of (training)"].values()), shares
+
+
 TAGS = {  # what a visitor from AUTOMATIC1111 or ComfyUI types first (issue 34's reports), and what it must draw
     "blue star": ("star", "blue"), "Blue star": ("star", "blue"), "green triangle": ("triangle", "green"),
     "blauer Stern": ("star", "blue"), "STAR, BLUE": ("star", "blue"), "cuore rosso": ("heart", "red"),

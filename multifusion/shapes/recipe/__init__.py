@@ -8,6 +8,7 @@ stage, on the general machinery of `training/`; the shipped `weights/multifusion
     multifusion train all     --config tiny --out runs/tiny     # the four, refine rounds, their mean; OUT/times.json
     multifusion train refine  --from PIPELINE --config tiny --out runs/refined   # refine.py: 3(c) and 4 again
     python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny     # stage 2 scored while it trains
+    python -m multifusion.shapes.recipe.sides --model PIPELINE                  # which side the encoder reads each object on
 
 `train all` ends with `average.py` (the mean of the last `refine.average_last` rounds). `data.py` holds the
 recipe's scenes, caption corpus, tokenizer and noise schedule; `config.py` reads `configs/tiny.json` (by name) or a
