@@ -106,7 +106,7 @@ def test_the_tokenizer_reads_capitals_as_the_words_it_knows(pipe):
 
 def test_the_encoder_reads_a_training_frame_on_its_named_sides(pipe):
     """`recipe.sides`, the quick screen of the relational frame: "{a} to the left of {b}" in every language reads
-    nearer its scene than the mirrored scene (the same words, the sides swapped), so the reading sees sides."""
+    nearest its scene, against the mirrored scene (the same words, the sides swapped) and either object twice."""
     from multifusion.shapes.recipe.config import load_config
     from multifusion.shapes.recipe.sides import read_sides
 
