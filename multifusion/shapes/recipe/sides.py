@@ -55,15 +55,20 @@ def read_sides(pipe: MultiFusionPipeline, config: dict, n: int = 64, seed: int =
     rng = random.Random(f"sides/{seed}")
     scenes = [random_scene(rng, 2) for _ in range(n)]
     encode = lambda texts: pipe.encode([MultimodalPrompt.of(t) for t in texts]).embeds  # noqa: E731
-    rivals = [lambda s: s, lambda s: Scene(s.objects[::-1]), lambda s: Scene(s.objects[:1] * 2), lambda s: Scene(s.objects[1:] * 2)]
-    targets = [encode([caption(rival(s), "en") for s in scenes]) for rival in rivals]  # the scene first
+    rivals = [lambda s: s, lambda s: Scene(s.objects[::-1]),  # the scene first, then its mirror
+              lambda s: Scene(s.objects[:1] * 2), lambda s: Scene(s.objects[1:] * 2)]  # fmt: skip
+    targets = [encode([caption(rival(s), "en") for s in scenes]) for rival in rivals]
     shares = {}
     for name, frames in FRAMES.items():
         shares[name] = {}
         for lang in LANGUAGES:
             wording = random.Random(f"sides/{seed}/{lang}")
-            read = encode([decorate(fill(frames[lang], s, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS)), wording)
-                           for s in scenes])  # fmt: skip
+
+            def phrase(scene: Scene) -> str:  # as eval's paraphrase benchmark: size, colour form, casing, punctuation
+                text = fill(frames[lang], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
+                return decorate(text, wording)
+
+            read = encode([phrase(s) for s in scenes])
             distances = torch.stack([per_sample_distance(reader, read, target) for target in targets])  # (rivals, n)
             shares[name][lang] = round((distances.argmin(dim=0) == 0).float().mean().item(), 4)
     return shares
