@@ -108,8 +108,10 @@ def test_the_encoder_reads_a_training_frame_on_its_named_sides(pipe):
     """`recipe.sides`, the quick screen of the relational frame: "{a} to the left of {b}" in every language reads
     nearest its scene, against the mirrored scene (the same words, the sides swapped) and either object twice."""
     from multifusion.shapes.recipe.config import load_config
-    from multifusion.shapes.recipe.sides import read_sides
+    from multifusion.shapes.recipe.sides import FRAMES, read_sides
 
+    assert FRAMES["left of (training)"]["en"] == "{a} to the left of {b}"
+    assert FRAMES["left of (training)"]["de"] == "{a} links von {b:dat}"
     shares = read_sides(pipe, load_config("tiny"), n=16)
     assert set(shares) == {"left of (training)", "right of (held out)", "right first (held out)"}
     assert all(share >= 0.9 for share in shares["left of (training)"].values()), shares
