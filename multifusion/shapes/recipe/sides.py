@@ -8,10 +8,10 @@ right-hand object first.
     python -m multifusion.shapes.recipe.sides --model weights/multifusion-tiny [--n 64]
 
 Per language it prints, for the training frame "{a} to the left of {b}" and the held-out frames that name the
-right-hand object first ("{b} to the right of {a}", "on the right {b}, on the left {a}"), the share of scenes read
-nearest themselves. It takes under a minute on a CPU. A reading on the named sides is what drawing them needs,
+right-hand object first ("{b} to the right of {a}", "on the right {b}, on the left {a}"), the shares of scenes read
+nearest themselves, their mirror, and either object twice. It takes under a minute on a CPU. A reading on the named sides is what drawing them needs,
 not all it needs: the U-Net must also draw both objects apart (run v37 in `reports/RUNS.md` read German "{b}
-rechts von {a}" on its sides in 89 % of scenes and drew it so in 36 %). So it screens a change to the recipe,
+rechts von {a}" on its sides in 92 % of scenes and drew it so in 36 %). So it screens a change to the recipe,
 and `multifusion eval` judges it.
 """
 
@@ -22,7 +22,6 @@ import json
 import random
 
 import torch
-import torch.nn.functional as F
 
 from ...pipeline import MultiFusionPipeline
 from ...prompt import MultimodalPrompt
@@ -39,38 +38,42 @@ FRAMES = {  # name -> per language, the frame (left object {a}, right object {b}
 }
 
 
-def per_sample_distance(reader, states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B,) how differently the reader's U-Net reads each of `states` and its `target` (mean over layers)."""
-    return torch.stack([F.mse_loss(got, want, reduction="none").mean(dim=(1, 2)) / want.var()
-                        for got, want in zip(reader(states), reader(target))]).mean(dim=0)  # fmt: skip
+RIVALS = {  # what a caption of the scene may be read as; the scene first
+    "scene": lambda s: s,
+    "mirror": lambda s: Scene(s.objects[::-1]),
+    "left object twice": lambda s: Scene(s.objects[:1] * 2),
+    "right object twice": lambda s: Scene(s.objects[1:] * 2),
+}
 
 
 @torch.no_grad()
-def read_sides(pipe: MultiFusionPipeline, config: dict, n: int = 64, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Per frame and language, the share of `n` two-object scenes whose caption (phrased as `multifusion eval`
-    phrases held-out frames: sizes, colour forms, casing and punctuation at random) reads nearer the scene's
-    canonical English caption than that of its mirror and those of either object on both sides (what a model
-    draws when one object's words leak onto the other)."""
+def read_sides(pipe: MultiFusionPipeline, config: dict, n: int = 64, seed: int = 0) -> dict[str, dict[str, dict]]:
+    """Per frame and language, the shares of `n` two-object scenes whose caption (phrased as `multifusion eval`
+    phrases held-out frames: sizes, colour forms, casing and punctuation at random) reads nearest the canonical
+    English caption of the scene, of its mirror, and of either object on both sides (what a model draws when one
+    object's words leak onto the other). Distances are squared differences of each `attn2` layer's outputs, in
+    units of the variance of the scene's own readings, averaged over layers."""
     reader = teacher_reader(pipe, config)
     rng = random.Random(f"sides/{seed}")
     scenes = [random_scene(rng, 2) for _ in range(n)]
     encode = lambda texts: pipe.encode([MultimodalPrompt.of(t) for t in texts]).embeds  # noqa: E731
-    rivals = [lambda s: s, lambda s: Scene(s.objects[::-1]),  # the scene first, then its mirror
-              lambda s: Scene(s.objects[:1] * 2), lambda s: Scene(s.objects[1:] * 2)]  # fmt: skip
-    targets = [encode([caption(rival(s), "en") for s in scenes]) for rival in rivals]
+    wanted = [reader(encode([caption(rival(s), "en") for s in scenes])) for rival in RIVALS.values()]
+    scales = [layer.var() for layer in wanted[0]]
     shares = {}
-    for name, frames in FRAMES.items():
+    for name, frame in FRAMES.items():
         shares[name] = {}
         for lang in LANGUAGES:
             wording = random.Random(f"sides/{seed}/{lang}")
 
             def phrase(scene: Scene) -> str:  # as eval's paraphrase benchmark: size, colour form, casing, punctuation
-                text = fill(frames[lang], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
+                text = fill(frame[lang], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
                 return decorate(text, wording)
 
-            read = encode([phrase(s) for s in scenes])
-            distances = torch.stack([per_sample_distance(reader, read, target) for target in targets])  # (rivals, n)
-            shares[name][lang] = round((distances.argmin(dim=0) == 0).float().mean().item(), 4)
+            got = reader(encode([phrase(s) for s in scenes]))
+            distance = lambda rival: torch.stack([(g - w).pow(2).mean(dim=(1, 2)) / v  # noqa: E731
+                                                  for g, w, v in zip(got, rival, scales)]).mean(dim=0)  # fmt: skip
+            nearest = torch.stack([distance(rival) for rival in wanted]).argmin(dim=0)  # (n,) index into RIVALS
+            shares[name][lang] = {r: round((nearest == i).float().mean().item(), 4) for i, r in enumerate(RIVALS)}
     return shares
 
 
@@ -83,7 +86,7 @@ def main() -> None:
     pipe = MultiFusionPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     shares = read_sides(pipe, load_config(args.config), args.n)
-    print(json.dumps({"model": args.model, "n": args.n, "read_on_their_sides": shares}, indent=1))
+    print(json.dumps({"model": args.model, "n": args.n, "read_nearest": shares}, indent=1))
 
 
 if __name__ == "__main__":
