@@ -38,7 +38,7 @@ from .errors import PromptError
 from .processor import layout_prompts
 from .prompt import ImageSegment, MultimodalPrompt, TextSegment
 from .schedulers import scheduler_name
-from .shapes.captions import CASINGS, COLOUR_FORMS, LANGUAGES, caption, decorate, fill, fill_terse, frames, noun_phrase, typed
+from .shapes.captions import CASINGS, LANGUAGES, caption, fill_at_random, fill_terse, frames, noun_phrase, typed
 from .shapes.frames import terse_forms
 from .shapes.foreign import GROUNDS, draw_object
 from .shapes.foreign import SIDES as FOREIGN_SIDES
@@ -224,8 +224,7 @@ class Evaluator:
 
             def phrase(scene: Scene, i: int) -> str:  # every held-out frame in turn
                 forms = held_out(len(scene.objects))
-                text = fill(forms[i % len(forms)], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
-                return decorate(text, wording)
+                return fill_at_random(forms[i % len(forms)], scene, (lang,), wording)
 
             result[lang] = self.held_out_reading("paraphrase", phrase, held_out)
             result[lang]["pair_by_frame"] = result[lang].pop("pair_by_form")

@@ -243,6 +243,12 @@ def decorate(text: str, rng: random.Random) -> str:
     return text
 
 
+def fill_at_random(template: str, scene: Scene, langs: tuple[str, ...], rng: random.Random) -> str:
+    """`fill` with a random size mention and colour form, then `decorate`d: a frame as people phrase it (what the
+    training stages, `multifusion eval`'s paraphrase benchmark and `recipe.sides` read)."""
+    return decorate(fill(template, scene, langs, rng.random() < 0.5, rng.choice(COLOUR_FORMS)), rng)
+
+
 def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "train", mixed_prob: float = 0.1,
                    terse_share: float = 0.0) -> str:
     """A caption from a random frame of `split`, colour form and size mention, decorated; with two objects the
@@ -254,8 +260,7 @@ def random_caption(scene: Scene, lang: str, rng: random.Random, split: str = "tr
     langs = (lang,)
     if len(scene.objects) == 2 and rng.random() < mixed_prob:
         langs = (lang, rng.choice([other for other in LANGUAGES if other != lang]))
-    text = fill(rng.choice(templates), scene, langs, rng.random() < 0.5, rng.choice(COLOUR_FORMS))
-    return decorate(text, rng)
+    return fill_at_random(rng.choice(templates), scene, langs, rng)
 
 
 _SIDE_WORDS = {"en": ("left", "right"), "de": ("links", "rechts"), "fr": ("gauche", "droite"), "it": ("sinistra", "destra"),

@@ -9,8 +9,8 @@ right-hand object first.
 
 Per language it prints, for the training frame "{a} to the left of {b}" and the held-out frames that name the
 right-hand object first ("{b} to the right of {a}", "on the right {b}, on the left {a}"), the shares of scenes read
-nearest themselves, their mirror, and either object twice. It takes under a minute on a CPU. A reading on the named sides is what drawing them needs,
-not all it needs: the U-Net must also draw both objects apart (run v37 in `reports/RUNS.md` read German "{b}
+nearest themselves, their mirror, and either object twice. It takes under a minute on a CPU. A reading on the
+named sides is what drawing them needs, not all it needs: the U-Net must also draw both objects apart (run v37 in `reports/RUNS.md` read German "{b}
 rechts von {a}" on its sides in 92 % of scenes and drew it so in 36 %). So it screens a change to the recipe,
 and `multifusion eval` judges it.
 """
@@ -25,7 +25,7 @@ import torch
 
 from ...pipeline import MultiFusionPipeline
 from ...prompt import MultimodalPrompt
-from ..captions import COLOUR_FORMS, LANGUAGES, caption, decorate, fill
+from ..captions import LANGUAGES, caption, fill_at_random
 from ..frames import ARRANGEMENTS_TWO, HELD_OUT_TWO
 from ..world import Scene, random_scene
 from .config import load_config
@@ -63,13 +63,8 @@ def read_sides(pipe: MultiFusionPipeline, config: dict, n: int = 64, seed: int =
     for name, frame in FRAMES.items():
         shares[name] = {}
         for lang in LANGUAGES:
-            wording = random.Random(f"sides/{seed}/{lang}")
-
-            def phrase(scene: Scene) -> str:  # as eval's paraphrase benchmark: size, colour form, casing, punctuation
-                text = fill(frame[lang], scene, (lang,), wording.random() < 0.5, wording.choice(COLOUR_FORMS))
-                return decorate(text, wording)
-
-            got = reader(encode([phrase(s) for s in scenes]))
+            wording = random.Random(f"sides/{seed}/{lang}")  # phrased as eval's paraphrase benchmark phrases
+            got = reader(encode([fill_at_random(frame[lang], s, (lang,), wording) for s in scenes]))
             distance = lambda rival: torch.stack([(g - w).pow(2).mean(dim=(1, 2)) / v  # noqa: E731
                                                   for g, w, v in zip(got, rival, scales)]).mean(dim=0)  # fmt: skip
             nearest = torch.stack([distance(rival) for rival in wanted]).argmin(dim=0)  # (n,) index into RIVALS
