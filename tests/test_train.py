@@ -75,6 +75,26 @@ def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):
     assert pipe(prompt, num_inference_steps=2).images[0].size == (64, 64)
 
 
+def test_refine_with_no_encoder_steps_realigns_only_the_cross_attention(smoke, tmp_path):
+    """`lm_steps` and `align_steps` 0: the round skips both encoder phases, keeps the encoder as it was, and trains
+    the U-Net's `attn2` modules and nothing else of it."""
+    from multifusion import MultiFusionPipeline
+
+    config = json.loads((smoke / "smoke.json").read_text())
+    config["refine"].update(lm_steps=0, align_steps=0)
+    (tmp_path / "smoke.json").write_text(json.dumps(config))
+    source = smoke / "out" / "realign" / "pipeline"
+    train(tmp_path, "refine", "--from", str(source))
+    before, after = (MultiFusionPipeline.from_pretrained(p) for p in (source, tmp_path / "out" / "refine" / "pipeline"))
+    logs = {json.loads(line)["stage"] for line in (tmp_path / "out" / "refine" / "log.jsonl").read_text().splitlines()}
+    assert logs == {"refine-realign"}
+    encoder = dict(before.encoder.named_parameters())
+    assert all(torch.equal(encoder[k], v) for k, v in after.encoder.named_parameters())
+    unet = dict(before.unet.named_parameters())
+    changed = {k for k, v in after.unet.named_parameters() if not torch.equal(unet[k], v)}
+    assert changed and all(".attn2." in k for k in changed)
+
+
 def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
     """OUT/average/pipeline holds the parameter-wise mean of the two rounds' encoder and U-Net, and generates."""
     from multifusion import MultiFusionPipeline

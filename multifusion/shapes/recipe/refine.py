@@ -25,6 +25,9 @@ Three phases, each under `train()` (resumable, logged):
     caption (or for nothing) is a second target, weighted `teacher_weight` on image, mixed and empty prompts and
     `text_teacher_weight` on captions.
 
+A phase of 0 steps is skipped: with `lm_steps` and `align_steps` 0 a round only re-aligns the U-Net's
+cross-attention to the encoder it already has.
+
 In all three a share `terse_share` of the captions is typed as tags ("blue star", "STAR, BLUE", "red circle +
 blue star": `captions.terse_caption`); 0 in `refine`, set by the config's `tags` rounds (`multifusion train all`).
 Every draw (scenes, captions, images, noise) comes from the config's `seed`, so the rounds of `train all` replay
@@ -136,8 +139,9 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
 
     everything = [*inner.parameters()]
     for name, loss, steps in (("refine-lm", lm_loss, c["lm_steps"]), ("refine-align", align_loss, c["align_steps"])):
-        inner.requires_grad_(True)
-        train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
+        if steps:  # 0 steps skips the phase: lm_steps and align_steps 0 re-align the U-Net only
+            inner.requires_grad_(True)
+            train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
     inner.requires_grad_(False)
     inner.eval()
 
