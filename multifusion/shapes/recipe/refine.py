@@ -139,7 +139,7 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
 
     everything = [*inner.parameters()]
     for name, loss, steps in (("refine-lm", lm_loss, c["lm_steps"]), ("refine-align", align_loss, c["align_steps"])):
-        if steps:  # 0 steps skips the phase: lm_steps and align_steps 0 re-align the U-Net only
+        if steps:  # 0 skips the phase
             inner.requires_grad_(True)
             train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
     inner.requires_grad_(False)
