@@ -104,20 +104,23 @@ def test_the_tokenizer_reads_capitals_as_the_words_it_knows(pipe):
     assert ids("blauer stern") == ids("blauer Stern")
 
 
-def test_the_encoder_reads_a_training_frame_on_its_named_sides(pipe):
-    """`recipe.sides`, the quick screen of the relational frame: "{a} to the left of {b}" in every language reads
-    nearest its scene, against the mirrored scene (the same words, the sides swapped) and either object twice, and
-    close to it."""
+def test_the_encoder_reads_every_training_arrangement_on_its_named_sides(pipe):
+    """`recipe.sides`, the quick screen of the relational frame: each two-object arrangement the encoder was trained
+    on ("{a} to the left of {b}", "{b} on the right, next to {a}", ...) reads, in every language, nearest its scene,
+    against the mirrored scene (the same words, the sides swapped) and either object twice, and close to it."""
     from multifusion.shapes.recipe.config import load_config
-    from multifusion.shapes.recipe.sides import FRAMES, read_sides
+    from multifusion.shapes.recipe.sides import EVERY_FRAME, FRAMES, read_sides
 
     assert FRAMES["left of (training)"]["en"] == "{a} to the left of {b}"
     assert FRAMES["left of (training)"]["de"] == "{a} links von {b:dat}"
-    shares, distances = read_sides(pipe, load_config("tiny"), n=16)
-    assert set(shares) == set(distances) == {"left of (training)", "right of (held out)", "right first (held out)"}
-    assert all(share["scene"] >= 0.9 for share in shares["left of (training)"].values()), shares
-    # and near it: two random scenes read a median 1.0 apart in this unit (on v25), the frame within a fifth of it
-    assert all(0 < d["scene"] < 0.2 for d in distances["left of (training)"].values()), distances
+    assert EVERY_FRAME["{a} to the left of {b} (training)"] == FRAMES["left of (training)"]
+    assert EVERY_FRAME["{b} to the right of {a} (held out)"] == FRAMES["right of (held out)"]
+    shares, distances = read_sides(pipe, load_config("tiny"), n=16, frames=EVERY_FRAME)
+    trained = [name for name in EVERY_FRAME if name.endswith("(training)")]
+    assert len(trained) == 13 and set(shares) == set(distances) == set(EVERY_FRAME)
+    assert all(shares[name][lang]["scene"] >= 0.9 for name in trained for lang in shares[name]), shares
+    # and near it: two random scenes read a median 1.0 apart in this unit (on v25), each frame within a fifth of it
+    assert all(0 < distances[name][lang]["scene"] < 0.2 for name in trained for lang in distances[name]), distances
 
 
 TAGS = {  # what a visitor from AUTOMATIC1111 or ComfyUI types first (issue 34's reports), and what it must draw

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -58,12 +57,18 @@ class CrossAttentionReader(nn.Module):
             outputs.append(layer.to_out[0](torch.einsum("bhqt,bthd->bqhd", weights, v).flatten(2)))
         return outputs
 
+    @staticmethod
+    def apart(got: list[torch.Tensor], wanted: list[torch.Tensor], scales: list[torch.Tensor]) -> torch.Tensor:
+        """(B,) how differently each of B conditionings reads from its counterpart, given both readings (`forward`'s
+        per-layer outputs): the squared difference of each layer's outputs in units of that layer's `scales`,
+        averaged over layers."""
+        return torch.stack([(g - w).pow(2).mean(dim=(1, 2)) / s for g, w, s in zip(got, wanted, scales)]).mean(dim=0)
+
     def distance(self, states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """How differently the U-Net reads `states` (B * n, T, D), n conditionings per target, and `target`
-        (B, T, D): the unexplained share of the target's outputs, averaged over layers (0 when the U-Net cannot
-        tell them apart)."""
+        (B, T, D): the unexplained share of the target's outputs, averaged over layers and conditionings (0 when the
+        U-Net cannot tell them apart)."""
         with torch.no_grad():
             wanted = self(target)
         repeats = states.shape[0] // target.shape[0]
-        return torch.stack([F.mse_loss(got, want.repeat(repeats, 1, 1)) / want.var()
-                            for got, want in zip(self(states), wanted)]).mean()  # fmt: skip
+        return self.apart(self(states), [w.repeat(repeats, 1, 1) for w in wanted], [w.var() for w in wanted]).mean()
