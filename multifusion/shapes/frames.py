@@ -155,15 +155,19 @@ def held_out_pattern(frame: str) -> re.Pattern:
     return re.compile("^" + "(.+)".join(re.escape(p) for p in parts) + "[ .!]*$")
 
 
+def has_held_out_structure(frame: str, lang: str) -> bool:
+    """Whether `frame` has the structure of one of `lang`'s held-out two-object frames, so that no stage may see it."""
+    return any(held_out_pattern(h).match(frame.lower()) for h in HELD_OUT_TWO[lang])
+
+
 def composed_two(lang: str) -> list[str]:
     """Every arrangement in every wrapper, minus those with a held-out frame's structure."""
-    held_out = [held_out_pattern(f) for f in HELD_OUT_TWO[lang]]
     composed = []
     for wrapper, case in WRAPPERS[lang]:
         slot = "" if case == "nom" else f":{case}"
         for arrangement in ARRANGEMENTS_TWO[lang]:
             frame = wrapper.format(arrangement.replace(":C}", slot + "}"))
-            if not any(p.match(frame.lower()) for p in held_out):
+            if not has_held_out_structure(frame, lang):
                 composed.append(frame)
     return composed
 

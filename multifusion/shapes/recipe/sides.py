@@ -36,7 +36,7 @@ import torch
 from ...pipeline import MultiFusionPipeline
 from ...prompt import MultimodalPrompt
 from ..captions import LANGUAGES, caption, fill_at_random
-from ..frames import ARRANGEMENTS_TWO, HELD_OUT_TWO, held_out_pattern
+from ..frames import ARRANGEMENTS_TWO, HELD_OUT_TWO, has_held_out_structure
 from ..world import Scene, random_scene
 from .config import load_config
 from .refine import teacher_reader
@@ -47,16 +47,20 @@ def training_frame(i: int) -> dict[str, str]:
     return {lang: ARRANGEMENTS_TWO[lang][i].replace(":C}", "}") for lang in LANGUAGES}
 
 
+def held_out_frame(i: int) -> dict[str, str]:
+    """Per language, held-out two-object frame `i` (left object {a}, right object {b})."""
+    return {lang: HELD_OUT_TWO[lang][i] for lang in LANGUAGES}
+
+
 FRAMES = {  # name -> per language, the frame (left object {a}, right object {b})
     "left of (training)": training_frame(9),
-    "right of (held out)": {lang: HELD_OUT_TWO[lang][1] for lang in LANGUAGES},
-    "right first (held out)": {lang: HELD_OUT_TWO[lang][0] for lang in LANGUAGES},
+    "right of (held out)": held_out_frame(1),
+    "right first (held out)": held_out_frame(0),
 }
 EVERY_FRAME = {  # `--every-frame`: each held-out frame and each arrangement trained bare, named by its English form
-    **{f"{HELD_OUT_TWO['en'][i]} (held out)": {lang: HELD_OUT_TWO[lang][i] for lang in LANGUAGES}
-       for i in range(len(HELD_OUT_TWO["en"]))},
+    **{f"{frame['en']} (held out)": frame for frame in map(held_out_frame, range(len(HELD_OUT_TWO["en"])))},
     **{f"{frame['en']} (training)": frame for frame in map(training_frame, range(len(ARRANGEMENTS_TWO["en"])))
-       if not any(held_out_pattern(h).match(frame["en"].lower()) for h in HELD_OUT_TWO["en"])},
+       if not has_held_out_structure(frame["en"], "en")},
 }
 
 
