@@ -23,10 +23,10 @@ SEEDS = (0, 1)
 
 def grid(pipe: MultiFusionPipeline, lang: str, form: str) -> dict:
     objects = [ShapeObject(shape, colour, "large") for shape in SHAPES for colour in COLOURS]
+    prompts = [MultimodalPrompt.of(fill_terse(form, Scene((o,)), (lang,))) for o in objects]
     right, misses = Counter(), Counter()
     for seed in SEEDS:
-        texts = [fill_terse(form, Scene((o,)), (lang,)) for o in objects]
-        images = Evaluator(pipe, EvalConfig(seed=seed), log=lambda _: None).generate([MultimodalPrompt.of(t) for t in texts])
+        images = Evaluator(pipe, EvalConfig(seed=seed), log=lambda _: None).generate(prompts)
         for o, image in zip(objects, images):
             drawn = main_object(image)
             if drawn is not None and (drawn.shape, drawn.colour) == (o.shape, o.colour):
