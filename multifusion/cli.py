@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--from", dest="source", default=None, help="refine: the trained pipeline to refine")
     tr.add_argument("--config", default="tiny", help="a bundled config name (tiny) or a JSON file (default: tiny)")
     tr.add_argument("--out", default="runs/tiny", help="run folder shared by the stages (default: runs/tiny)")
-    tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    tr.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint; a stage "
+                    "that finished (in OUT/times.json) is kept")
     tr.set_defaults(run=_train)
 
     fu = commands.add_parser("fuse", help="fuse a Stable Diffusion checkpoint, a language model and a vision tower, "
@@ -271,17 +272,30 @@ def _train(args: argparse.Namespace) -> int:
         plan = [("refine", "refine", {"source": Path(args.source)})]
     else:
         plan = [(args.stage, args.stage, {})]
-    times_path = out / "times.json"
+    times_path = out / "times.json"  # a stage's entry is written once it has finished
     for name, module, kwargs in plan:
+        times = json.loads(times_path.read_text()) if times_path.exists() else {}
+        if args.resume and name in times and (out / name).is_dir():
+            print(f"{name}: finished earlier ({times[name]:.0f} s), kept")
+            continue
+        earlier = _checkpointed_seconds(out / name) if args.resume else 0.0
         began = time.perf_counter()
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
         stage = import_module(f".shapes.recipe.{MODULES[module]}", __package__)
         result = stage.run(config, out, accelerator, resume=args.resume, **kwargs)
         times = json.loads(times_path.read_text()) if times_path.exists() else {}
-        times[name] = round(time.perf_counter() - began, 1)  # wall seconds of the last run of each stage
+        times[name] = round(time.perf_counter() - began + earlier, 1)  # wall seconds, resumed runs' included
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
     return 0
+
+
+def _checkpointed_seconds(stage: Path) -> float:
+    """Training time an interrupted stage's earlier runs saved in its checkpoints (`training.loop`): a resumed
+    stage is timed as if it had run once (its set-up counted once, the steps after the last checkpoint once)."""
+    import json
+
+    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in stage.glob("*-state/step.json"))
 
 
 def _after_stage_four(config: dict, out: Path) -> list[tuple[str, str, dict]]:

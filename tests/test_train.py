@@ -4,6 +4,7 @@ resumes, and the result loads as a MultiFusionPipeline that generates."""
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -56,6 +57,27 @@ def test_all_stages_then_generate(smoke):
     before = (out / "vae" / "log.jsonl").read_text()
     train(smoke, "vae", "--resume")
     assert (out / "vae" / "log.jsonl").read_text() == before
+
+
+def test_a_resumed_run_keeps_its_finished_stages_and_times_the_stopped_one_whole(smoke, tmp_path):
+    """`train all --resume` after a run stopped in its last stage: the finished stages are kept with their times,
+    and the stopped one is timed with the training its earlier run checkpointed, as if it had run once."""
+    out = tmp_path / "out"
+    shutil.copytree(smoke / "out", out)
+    shutil.copy(smoke / "smoke.json", tmp_path)
+    finished = json.loads((out / "times.json").read_text())
+    del finished["tags-1"]  # stopped in tags-1 ...
+    (out / "times.json").write_text(json.dumps(finished))
+    checkpoint = out / "tags-1" / "refine-realign-state" / "step.json"
+    checkpoint.write_text(json.dumps({**json.loads(checkpoint.read_text()), "elapsed_s": 1000.0}))  # ... 1000 s in
+    logs = {name: (out / name / "log.jsonl").read_text() for name in ("unet", "refine-2")}
+
+    result = train(tmp_path, "all", "--resume")
+    times = json.loads((out / "times.json").read_text())
+    assert {name: times[name] for name in finished} == finished
+    assert all(f"{name}: finished earlier" in result.stdout for name in finished)
+    assert {name: (out / name / "log.jsonl").read_text() for name in logs} == logs  # not run again
+    assert times["tags-1"] >= 1000
 
 
 def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):

@@ -1,5 +1,6 @@
 """One training loop for every stage of both recipes: accelerate, AdamW with warm-up, gradient clipping, progress
-bar, a JSONL loss log, and checkpoints that `--resume` continues from."""
+bar, a JSONL loss log, and checkpoints that `--resume` continues from (its clock too: `elapsed_s` in the log and in
+STATE/step.json counts the phase's training time over all its runs)."""
 
 from __future__ import annotations
 
@@ -46,18 +47,19 @@ def train(
     if sharded is None:
         optimizer, schedule = accelerator.prepare(optimizer, schedule)
     state_dir, log_path = out / f"{name}-state", out / "log.jsonl"
-    start = 0
+    start, earlier = 0, 0.0
     if resume and (state_dir / "step.json").exists():
         if sharded is None:
             accelerator.load_state(str(state_dir))
         else:
             sharded.load(state_dir, optimizer, schedule)
-        start = json.loads((state_dir / "step.json").read_text())["step"]
+        checkpoint = json.loads((state_dir / "step.json").read_text())
+        start, earlier = checkpoint["step"], checkpoint.get("elapsed_s", 0.0)
     out.mkdir(parents=True, exist_ok=True)
     for module in modules:
         module.train()
 
-    began, bar = time.time(), tqdm(range(start, steps), desc=name, initial=start, total=steps, disable=not accelerator.is_main_process)
+    began, bar = time.time() - earlier, tqdm(range(start, steps), desc=name, initial=start, total=steps, disable=not accelerator.is_main_process)
     with log_path.open("a") as log:
         for step in bar:
             with accelerator.accumulate(*modules):
@@ -79,6 +81,6 @@ def train(
                     accelerator.save_state(str(state_dir))
                 else:
                     sharded.save(state_dir, optimizer, schedule)
-                (state_dir / "step.json").write_text(json.dumps({"step": step + 1}))
+                (state_dir / "step.json").write_text(json.dumps({"step": step + 1, "elapsed_s": round(time.time() - began, 1)}))
     for module in modules:
         module.eval()
