@@ -283,7 +283,6 @@ def _train(args: argparse.Namespace) -> int:
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
         stage = import_module(f".shapes.recipe.{MODULES[module]}", __package__)
         result = stage.run(config, out, accelerator, resume=args.resume, **kwargs)
-        times = json.loads(times_path.read_text()) if times_path.exists() else {}
         times[name] = round(time.perf_counter() - began + earlier, 1)  # wall seconds, resumed runs' included
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
