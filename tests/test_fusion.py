@@ -390,7 +390,7 @@ def test_plan_counts_what_each_stage_trains_and_refuses_what_cannot_fit(stable_d
     assert run.returncode == 0 and "realign" in run.stdout, run.stderr
     log = tmp_path / "log.jsonl"  # a run's measured step times: 0.5 s per realign step
     log.write_text("".join(json.dumps({"stage": "realign", "step": s, "loss": 0.1, "lr": 1e-5, "elapsed_s": e}) + "\n"
-                           for s, e in ((0, 0.4), (10, 5.4), (20, 10.4), (20, 0.3), (30, 5.3))))  # a resume restarts elapsed_s
+                           for s, e in ((0, 0.4), (10, 5.4), (20, 10.4), (20, 0.3), (30, 5.3))))  # a resume from an old log: back to 0 s
     run = subprocess.run([sys.executable, "-m", "multifusion.cli", "plan", "--config", str(tmp_path / "fusion.json"),
                           "--gpu-memory", "0.0001", "--measured", str(log)], capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 1 and "1000 steps x 0.50 s (measured) = 0.1 h" in run.stdout

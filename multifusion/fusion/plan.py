@@ -174,7 +174,8 @@ def _bytes(config) -> int:
 
 def measured_seconds_per_step(log: str | Path) -> dict[str, float]:
     """Each stage's median seconds per step in a run's `log.jsonl`, from consecutive entries (a resumed run appends
-    entries whose elapsed time starts again at 0; those gaps are left out)."""
+    entries that go back to its checkpoint's step and time, or to 0 s in logs from before checkpoints kept their
+    time; those gaps are left out)."""
     rates: dict[str, list[float]] = {}
     previous: dict[str, dict] = {}
     for line in Path(log).read_text().splitlines():
