@@ -81,6 +81,7 @@ def train(
                     accelerator.save_state(str(state_dir))
                 else:
                     sharded.save(state_dir, optimizer, schedule)
-                (state_dir / "step.json").write_text(json.dumps({"step": step + 1, "elapsed_s": round(time.time() - began, 1)}))
+                checkpoint = {"step": step + 1, "elapsed_s": round(time.time() - began, 1)}
+                (state_dir / "step.json").write_text(json.dumps(checkpoint))
     for module in modules:
         module.eval()
