@@ -83,5 +83,6 @@ def train(
                     sharded.save(state_dir, optimizer, schedule)
                 checkpoint = {"step": step + 1, "elapsed_s": round(time.time() - began, 1)}
                 (state_dir / "step.json").write_text(json.dumps(checkpoint))
+                log.flush()  # a run stopped after this checkpoint keeps the log lines that lead to it
     for module in modules:
         module.eval()
