@@ -254,6 +254,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from .shapes.recipe import MODULES
     from .shapes.recipe.config import load_config
+    from .training.loop import checkpointed_seconds
 
     try:
         config = load_config(args.config)
@@ -278,7 +279,7 @@ def _train(args: argparse.Namespace) -> int:
         if args.resume and name in times and (out / name).is_dir():
             print(f"{name}: finished earlier ({times[name]:.0f} s), kept")
             continue
-        earlier = _checkpointed_seconds(out / name) if args.resume else 0.0
+        earlier = checkpointed_seconds(out / name) if args.resume else 0.0
         began = time.perf_counter()
         accelerator = Accelerator()  # one per stage: its checkpoints hold that stage's models only
         stage = import_module(f".shapes.recipe.{MODULES[module]}", __package__)
@@ -287,14 +288,6 @@ def _train(args: argparse.Namespace) -> int:
         times_path.write_text(json.dumps(times, indent=1))
         print(f"{name}: saved {result} ({times[name]:.0f} s)")
     return 0
-
-
-def _checkpointed_seconds(stage: Path) -> float:
-    """Training time an interrupted stage's earlier runs saved in its checkpoints (`training.loop`): a resumed
-    stage is timed as if it had run once (its set-up counted once, the steps after the last checkpoint once)."""
-    import json
-
-    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in stage.glob("*-state/step.json"))
 
 
 def _after_stage_four(config: dict, out: Path) -> list[tuple[str, str, dict]]:

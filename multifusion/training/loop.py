@@ -86,3 +86,10 @@ def train(
                 log.flush()  # a run stopped after this checkpoint keeps the log lines that lead to it
     for module in modules:
         module.eval()
+
+
+def checkpointed_seconds(stage_dir: Path) -> float:
+    """Training time a stopped stage's earlier runs saved in its phases' checkpoints (`STATE/step.json`, written
+    by `train`): a resumed stage is timed as if it had run once (set-up counted once, the steps after the last
+    checkpoint once)."""
+    return sum(json.loads(p.read_text()).get("elapsed_s", 0.0) for p in stage_dir.glob("*-state/step.json"))
