@@ -80,6 +80,33 @@ def test_a_resumed_run_keeps_its_finished_stages_and_times_the_stopped_one_whole
     assert times["tags-1"] >= 1000
 
 
+def test_a_phase_killed_between_checkpoints_and_resumed_logs_every_step_once(tmp_path):
+    """A run killed without a chance to clean up keeps the log lines up to its last checkpoint, and the resumed
+    run logs on from there: no step missing, none twice, the clock counting on."""
+    script = f"""
+import os, sys, torch
+from pathlib import Path
+from accelerate import Accelerator
+from multifusion.training.loop import train
+weight = torch.nn.Parameter(torch.ones(3))
+model = torch.nn.Module(); model.weight = weight
+def loss_fn(step):
+    if step == 25 and sys.argv[1] == "kill":
+        os._exit(1)  # no flush, no atexit: as a killed process
+    return (weight ** 2).sum()
+train("phase", [weight], [model], loss_fn, steps=40, lr=0.01, out=Path({str(tmp_path)!r}),
+      accelerator=Accelerator(), resume=sys.argv[1] == "resume", checkpoint_every=10)
+"""
+    killed = subprocess.run([sys.executable, "-c", script, "kill"], capture_output=True, text=True)
+    assert killed.returncode == 1, killed.stderr[-2000:]
+    resumed = subprocess.run([sys.executable, "-c", script, "resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logs = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logs] == [0, 10, 20, 30, 39]
+    clock = [entry["elapsed_s"] for entry in logs]
+    assert clock == sorted(clock)
+
+
 def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):
     """`train refine --from PIPELINE`: the result reloads, crops image prompts to content, lays prompts out to the
     refine section's longer length, and takes a held-out phrasing and a large off-centre image prompt."""
