@@ -18,6 +18,10 @@
 - image_prompt: one reference image as the whole prompt: the share of images whose main object has its shape and
   colour (and each separately), for the renderer's references and for `foreign` ones drawn by an independent
   routine (`shapes/foreign.py`) on 16- to 512-px canvases, anywhere on white, grey and tinted grounds.
+
+Every figure of single, mcc, paraphrase, terse and image_prompt comes with its `misses`: for each image scored
+wrong, its seed, its prompt (images as `<image>`), the objects wanted and what the scorer saw (colour, shape, and
+the side in two-object scenes), so a tester can regenerate and look at any miss.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from .shapes.frames import terse_forms
 from .shapes.foreign import GROUNDS, draw_object
 from .shapes.foreign import SIDES as FOREIGN_SIDES
 from .shapes.render import render_reference
-from .shapes.scorer import detect, main_object
+from .shapes.scorer import Detection, detect, main_object
 from .shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Scene, ShapeObject, random_scene
 
 WEIGHTS = (0.0, 1.0, 2.5)
@@ -77,6 +81,14 @@ def _has(detections: Sequence, obj: ShapeObject) -> bool:
 def _main_object_right(image: Image.Image, obj: ShapeObject) -> bool:
     main = main_object(image)
     return main is not None and main.shape == obj.shape and main.colour == obj.colour
+
+
+def _label(thing: ShapeObject | Detection, sided: bool) -> str:
+    return f"{thing.colour} {thing.shape}" + (f" ({thing.side})" if sided and thing.side else "")
+
+
+def _prompt_text(prompt: MultimodalPrompt) -> str:
+    return "".join(s.text if isinstance(s, TextSegment) else "<image>" for s in prompt.segments)
 
 
 def _share(flags: Sequence[bool]) -> float:
@@ -117,6 +129,14 @@ class Evaluator:
                 images[i] = image
         return images
 
+    def misses(self, prompts: Sequence[MultimodalPrompt], wanted: Sequence[Sequence[ShapeObject]],
+               images: Sequence[Image.Image], right: Sequence[bool]) -> list[dict[str, Any]]:
+        """The images scored wrong: seed, prompt, the objects wanted and the objects the scorer found."""
+        return [{"seed": self.config.seed + i, "prompt": _prompt_text(p),
+                 "wanted": [_label(o, len(objects) > 1) for o in objects],
+                 "seen": [_label(d, len(objects) > 1) for d in detect(image)]}
+                for i, (p, objects, image, ok) in enumerate(zip(prompts, wanted, images, right)) if not ok]  # fmt: skip
+
     def _takes(self, prompt: MultimodalPrompt) -> bool:
         try:
             layout_prompts([prompt], self.pipe.tokenizer, self.pipe.encoder.config.image_tokens, self.pipe.encoder.config.max_length)
@@ -129,9 +149,11 @@ class Evaluator:
         scenes = [random_scene(rng, 1) for _ in range(self.config.n("single"))]
         result = {}
         for lang in LANGUAGES:
-            images = self.generate([MultimodalPrompt.of(caption(s, lang)) for s in scenes])
+            prompts = [MultimodalPrompt.of(caption(s, lang)) for s in scenes]
+            images = self.generate(prompts)
             right = [_main_object_right(im, s.objects[0]) for im, s in zip(images, scenes)]
-            result[lang] = {"accuracy": sum(right) / len(right), "n": len(right)}
+            misses = self.misses(prompts, [s.objects for s in scenes], images, right)
+            result[lang] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
         return result
 
     def mcc(self) -> dict[str, dict[str, float]]:
@@ -145,9 +167,11 @@ class Evaluator:
         }
         result = {}
         for name, build in variants.items():
-            images = self.generate([build(s, r) for s, r in zip(scenes, refs)])
+            prompts = [build(s, r) for s, r in zip(scenes, refs)]
+            images = self.generate(prompts)
             right = [all(_has(detect(im), o) for o in s.objects) for im, s in zip(images, scenes)]
-            result[name] = {"accuracy": sum(right) / len(right), "n": len(right)}
+            misses = self.misses(prompts, [s.objects for s in scenes], images, right)
+            result[name] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
         return result
 
     def weights(self) -> dict[str, dict[str, float]]:
@@ -198,8 +222,10 @@ class Evaluator:
         n = self.config.n(benchmark)
         singles, pairs = [random_scene(rng, 1) for _ in range(n)], [random_scene(rng, 2) for _ in range(n)]
         refused_before = self.refused
-        one = self.generate([MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(singles)])
-        two = [detect(im) for im in self.generate([MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(pairs)])]
+        one_prompts = [MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(singles)]
+        two_prompts = [MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(pairs)]
+        one, two_images = self.generate(one_prompts), self.generate(two_prompts)
+        two = [detect(im) for im in two_images]
         single_right = [_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]
         pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
         pair_sides = [all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d) for o in s.objects)
@@ -214,6 +240,8 @@ class Evaluator:
             "pair_sides_by_form": by_form(pair_sides, 2),
             "n": n,
             "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
+            "misses": {"single": self.misses(one_prompts, [s.objects for s in singles], one, single_right),
+                       "pair_sides": self.misses(two_prompts, [s.objects for s in pairs], two_images, pair_sides)},
         }
 
     def paraphrase(self) -> dict[str, dict[str, Any]]:
@@ -259,11 +287,14 @@ class Evaluator:
         }
         result: dict[str, Any] = {}
         for name, refs in references.items():
-            found = [main_object(im) for im in self.generate([MultimodalPrompt.of(ImageSegment(r)) for r in refs])]
+            prompts = [MultimodalPrompt.of(ImageSegment(r)) for r in refs]
+            images = self.generate(prompts)
+            found = [main_object(im) for im in images]
             shape = [m is not None and m.shape == o.shape for m, o in zip(found, objects)]
             colour = [m is not None and m.colour == o.colour for m, o in zip(found, objects)]
             right = [a and b for a, b in zip(shape, colour)]
-            result[name] = {"accuracy": _share(right), "shape": _share(shape), "colour": _share(colour), "n": n}
+            result[name] = {"accuracy": _share(right), "shape": _share(shape), "colour": _share(colour), "n": n,
+                            "misses": self.misses(prompts, [(o,) for o in objects], images, right)}  # fmt: skip
             result[name]["by_shape"] = {shape: _share([r for r, o in zip(right, objects) if o.shape == shape]) for shape in SHAPES}
             if name == "foreign":
                 result[name]["by_canvas"] = {str(side): _share([r for r, s in zip(right, sides) if s == side]) for side in FOREIGN_SIDES}

@@ -362,6 +362,14 @@ def test_eval_runs_end_to_end_on_a_saved_tiny_pipeline(tmp_path):
     assert set(benchmarks["image_prompt"]["foreign"]["by_shape"]) == {"circle", "square", "triangle", "star", "heart"}
     assert set(benchmarks["single"]) == set(LANGUAGES) and benchmarks["single"]["de"]["n"] == 8
     assert set(benchmarks["mcc"]) == {"text", "multimodal", "mixed"}
+    for variant in benchmarks["mcc"].values():  # every image scored wrong is listed, with what was asked and seen
+        assert len(variant["misses"]) == round((1 - variant["accuracy"]) * variant["n"])
+        assert all(0 <= m["seed"] < 8 and len(m["wanted"]) == 2 for m in variant["misses"])
+    assert all(m["prompt"].count("<image>") == 2 for m in benchmarks["mcc"]["multimodal"]["misses"])
+    assert all("<image>" not in m["prompt"] for m in benchmarks["mcc"]["text"]["misses"])
+    es = benchmarks["terse"]["es"]
+    assert len(es["misses"]["pair_sides"]) == round((1 - es["pair_sides"]) * 8)
+    assert all(m["wanted"][0].endswith("(left)") for m in es["misses"]["pair_sides"])
     assert set(benchmarks["weights"]) == {"0", "1", "2.5"}
     assert benchmarks["languages"]["en"]["similarity_to_en"] == pytest.approx(1.0)
     assert report["config"]["steps"] == 2 and report["config"]["guidance_end"] == 0.5 and report["model"] == str(tmp_path / "model")
