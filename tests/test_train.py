@@ -218,6 +218,8 @@ def test_probe_scores_stage_two(smoke):
     config = json.loads((smoke / "smoke.json").read_text())
     result = probe(config, smoke / "out", n=2, steps=2)
     assert result["n"] == 2 and 0 <= result["both"] <= min(result["shape"], result["colour"]) <= 1
+    pairs = probe(config, smoke / "out", n=2, steps=2, objects=2)  # on their sides is the stricter reading
+    assert pairs["n"] == 2 and 0 <= pairs["pair_sides"] <= pairs["pair"] <= 1
 
 
 def test_vae_probe_reports_every_colours_error(smoke):

@@ -2,10 +2,12 @@
 (the latest checkpoint or the saved models) and read them with the scorer.
 
     python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny [--n 32] [--guidance 5]
+    python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny --objects 2
     python -m multifusion.shapes.recipe.probe --config tiny --out runs/tiny --vae
 
 Prints how often the main object has the right shape, the right colour, and both: the figures that say whether
-stage 2 is ready before stages 3 and 4 build on it. With `--vae`, stage 1's colour error instead: per colour, how
+stage 2 is ready before stages 3 and 4 build on it. With `--objects 2`, two-object captions instead: how often both
+objects have their shapes and colours (`pair`), and also their named sides (`pair_sides`). With `--vae`, stage 1's colour error instead: per colour, how
 far a reconstructed object's median RGB lies from the render's (guided sampling amplifies such a bias).
 """
 
@@ -25,7 +27,7 @@ from ...prompt import MultimodalPrompt
 from ...training.latents import to_tensor
 from ..captions import caption
 from ..render import render_scene
-from ..scorer import main_object
+from ..scorer import detect, main_object
 from ..world import BACKGROUND, COLOURS, SHAPES, Scene, ShapeObject, random_scene
 from .config import load_config
 from .data import schedule, shared_tokenizer
@@ -50,8 +52,9 @@ def load_stage2(config: dict, out: Path) -> tuple:
 
 
 @torch.no_grad()
-def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: int = 20) -> dict[str, float]:
-    """Shares of `n` single-object English prompts whose main object has the right shape, colour, and both."""
+def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: int = 20, objects: int = 1) -> dict[str, float]:
+    """Shares of `n` single-object English prompts whose main object has the right shape, colour, and both; with
+    `objects` 2, of two-object prompts with both objects right, and right on their sides."""
     unet, text_encoder, vae, tokenizer = load_stage2(config, out)
     pipe = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
@@ -60,7 +63,7 @@ def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: in
     )  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
     rng = random.Random("probe")
-    scenes = [random_scene(rng, 1) for _ in range(n)]
+    scenes = [random_scene(rng, objects) for _ in range(n)]
     prompts = [MultimodalPrompt.of(caption(s, "en")) for s in scenes] + [MultimodalPrompt()] * n
     ids = layout_prompts(prompts, tokenizer, image_tokens=1, max_length=config["unet"]["max_length"]).input_ids
     embeds = text_encoder(ids).last_hidden_state
@@ -68,6 +71,12 @@ def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: in
         prompt_embeds=embeds[:n], negative_prompt_embeds=embeds[n:], guidance_scale=guidance, num_inference_steps=steps,
         generator=[torch.Generator().manual_seed(i) for i in range(n)],
     ).images  # fmt: skip
+    if objects == 2:
+        found = [detect(image) for image in images]
+        drawn = [{(o.shape, o.colour) for o in s.objects} <= {(d.shape, d.colour) for d in f} for f, s in zip(found, scenes)]
+        sided = [{(o.shape, o.colour, o.side) for o in s.objects} <= {(d.shape, d.colour, d.side) for d in f}
+                 for f, s in zip(found, scenes)]  # fmt: skip
+        return {"pair": sum(drawn) / n, "pair_sides": sum(sided) / n, "n": n}
     shape = colour = both = 0
     for image, scene in zip(images, scenes):
         main = main_object(image)
@@ -105,13 +114,14 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--objects", type=int, choices=(1, 2), default=1, help="objects per prompt")
     parser.add_argument("--vae", action="store_true", help="stage 1's colour error instead")
     args = parser.parse_args()
     torch.set_num_threads(1)  # leave the cores to the training run
     if args.vae:
         print(vae_colour_error(Path(args.out), load_config(args.config)["canvas"]))
     else:
-        print(probe(load_config(args.config), Path(args.out), args.n, args.guidance))
+        print(probe(load_config(args.config), Path(args.out), args.n, args.guidance, objects=args.objects))
 
 
 if __name__ == "__main__":
