@@ -144,7 +144,7 @@ class Evaluator:
             return False
         return True
 
-    def single(self) -> dict[str, dict[str, float]]:
+    def single(self) -> dict[str, dict[str, Any]]:
         rng = random.Random(f"single/{self.config.seed}")
         scenes = [random_scene(rng, 1) for _ in range(self.config.n("single"))]
         result = {}
@@ -156,7 +156,7 @@ class Evaluator:
             result[lang] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
         return result
 
-    def mcc(self) -> dict[str, dict[str, float]]:
+    def mcc(self) -> dict[str, dict[str, Any]]:
         rng = random.Random(f"mcc/{self.config.seed}")
         scenes = [_mcc_scene(rng) for _ in range(self.config.n("mcc"))]
         refs = [tuple(render_reference(o, seed=rng.randrange(2**31)) for o in s.objects) for s in scenes]

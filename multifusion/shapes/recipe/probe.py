@@ -7,8 +7,9 @@
 
 Prints how often the main object has the right shape, the right colour, and both: the figures that say whether
 stage 2 is ready before stages 3 and 4 build on it. With `--objects 2`, two-object captions instead: how often both
-objects have their shapes and colours (`pair`), and also their named sides (`pair_sides`). With `--vae`, stage 1's colour error instead: per colour, how
-far a reconstructed object's median RGB lies from the render's (guided sampling amplifies such a bias).
+objects have their shapes and colours (`pair`), and also their named sides (`pair_sides`). With `--vae`, stage 1's
+colour error instead: per colour, how far a reconstructed object's median RGB lies from the render's (guided
+sampling amplifies such a bias).
 """
 
 from __future__ import annotations
