@@ -47,7 +47,7 @@ from .shapes.frames import terse_forms
 from .shapes.foreign import GROUNDS, draw_object
 from .shapes.foreign import SIDES as FOREIGN_SIDES
 from .shapes.render import render_reference
-from .shapes.scorer import Detection, detect, main_object
+from .shapes.scorer import Detection, detect, largest, shows
 from .shapes.world import BACKGROUND, COLOURS, SHAPES, SIZES, Scene, ShapeObject, random_scene
 
 WEIGHTS = (0.0, 1.0, 2.5)
@@ -74,12 +74,8 @@ class EvalConfig:
         return SAMPLE_SIZES["quick" if self.quick else "full"][benchmark]
 
 
-def _has(detections: Sequence, obj: ShapeObject) -> bool:
-    return any(d.shape == obj.shape and d.colour == obj.colour for d in detections)
-
-
-def _main_object_right(image: Image.Image, obj: ShapeObject) -> bool:
-    main = main_object(image)
+def _main_object_right(found: list[Detection], obj: ShapeObject) -> bool:
+    main = largest(found)
     return main is not None and main.shape == obj.shape and main.colour == obj.colour
 
 
@@ -130,12 +126,12 @@ class Evaluator:
         return images
 
     def misses(self, prompts: Sequence[MultimodalPrompt], wanted: Sequence[Sequence[ShapeObject]],
-               images: Sequence[Image.Image], right: Sequence[bool]) -> list[dict[str, Any]]:
-        """The images scored wrong: seed, prompt, the objects wanted and the objects the scorer found."""
+               found: Sequence[list[Detection]], right: Sequence[bool]) -> list[dict[str, Any]]:
+        """The images scored wrong: seed, prompt, the objects wanted and the objects the scorer found in them."""
         return [{"seed": self.config.seed + i, "prompt": _prompt_text(p),
                  "wanted": [_label(o, len(objects) > 1) for o in objects],
-                 "seen": [_label(d, len(objects) > 1) for d in detect(image)]}
-                for i, (p, objects, image, ok) in enumerate(zip(prompts, wanted, images, right)) if not ok]  # fmt: skip
+                 "seen": [_label(d, len(objects) > 1) for d in seen]}
+                for i, (p, objects, seen, ok) in enumerate(zip(prompts, wanted, found, right)) if not ok]  # fmt: skip
 
     def _takes(self, prompt: MultimodalPrompt) -> bool:
         try:
@@ -150,9 +146,9 @@ class Evaluator:
         result = {}
         for lang in LANGUAGES:
             prompts = [MultimodalPrompt.of(caption(s, lang)) for s in scenes]
-            images = self.generate(prompts)
-            right = [_main_object_right(im, s.objects[0]) for im, s in zip(images, scenes)]
-            misses = self.misses(prompts, [s.objects for s in scenes], images, right)
+            found = [detect(im) for im in self.generate(prompts)]
+            right = [_main_object_right(f, s.objects[0]) for f, s in zip(found, scenes)]
+            misses = self.misses(prompts, [s.objects for s in scenes], found, right)
             result[lang] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
         return result
 
@@ -168,9 +164,9 @@ class Evaluator:
         result = {}
         for name, build in variants.items():
             prompts = [build(s, r) for s, r in zip(scenes, refs)]
-            images = self.generate(prompts)
-            right = [all(_has(detect(im), o) for o in s.objects) for im, s in zip(images, scenes)]
-            misses = self.misses(prompts, [s.objects for s in scenes], images, right)
+            found = [detect(im) for im in self.generate(prompts)]
+            right = [all(shows(f, o) for o in s.objects) for f, s in zip(found, scenes)]
+            misses = self.misses(prompts, [s.objects for s in scenes], found, right)
             result[name] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
         return result
 
@@ -187,8 +183,8 @@ class Evaluator:
             images = self.generate(prompts)
             found = [detect(im) for im in images]
             result[f"{weight:g}"] = {
-                "weighted_present": sum(_has(d, s.objects[1]) for d, s in zip(found, scenes)) / len(scenes),
-                "other_present": sum(_has(d, s.objects[0]) for d, s in zip(found, scenes)) / len(scenes),
+                "weighted_present": sum(shows(d, s.objects[1]) for d, s in zip(found, scenes)) / len(scenes),
+                "other_present": sum(shows(d, s.objects[0]) for d, s in zip(found, scenes)) / len(scenes),
                 "n": len(scenes),
             }
         return result
@@ -224,12 +220,11 @@ class Evaluator:
         refused_before = self.refused
         one_prompts = [MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(singles)]
         two_prompts = [MultimodalPrompt.of(phrase(s, i)) for i, s in enumerate(pairs)]
-        one, two_images = self.generate(one_prompts), self.generate(two_prompts)
-        two = [detect(im) for im in two_images]
-        single_right = [_main_object_right(im, s.objects[0]) for im, s in zip(one, singles)]
-        pair_right = [all(_has(d, o) for o in s.objects) for d, s in zip(two, pairs)]
-        pair_sides = [all(any((x.shape, x.colour, x.side) == (o.shape, o.colour, o.side) for x in d) for o in s.objects)
-                      for d, s in zip(two, pairs)]  # fmt: skip
+        one = [detect(im) for im in self.generate(one_prompts)]
+        two = [detect(im) for im in self.generate(two_prompts)]
+        single_right = [_main_object_right(f, s.objects[0]) for f, s in zip(one, singles)]
+        pair_right = [all(shows(f, o) for o in s.objects) for f, s in zip(two, pairs)]
+        pair_sides = [all(shows(f, o, sided=True) for o in s.objects) for f, s in zip(two, pairs)]
         by_form = lambda flags, k: {form: _share(flags[i :: len(forms(k))]) for i, form in enumerate(forms(k))}  # noqa: E731
         return {
             "single": _share(single_right),
@@ -241,7 +236,7 @@ class Evaluator:
             "n": n,
             "refused": self.refused - refused_before,  # prompts longer than the model's layout (scored wrong)
             "misses": {"single": self.misses(one_prompts, [s.objects for s in singles], one, single_right),
-                       "pair_sides": self.misses(two_prompts, [s.objects for s in pairs], two_images, pair_sides)},
+                       "pair_sides": self.misses(two_prompts, [s.objects for s in pairs], two, pair_sides)},
         }
 
     def paraphrase(self) -> dict[str, dict[str, Any]]:
@@ -288,13 +283,13 @@ class Evaluator:
         result: dict[str, Any] = {}
         for name, refs in references.items():
             prompts = [MultimodalPrompt.of(ImageSegment(r)) for r in refs]
-            images = self.generate(prompts)
-            found = [main_object(im) for im in images]
-            shape = [m is not None and m.shape == o.shape for m, o in zip(found, objects)]
-            colour = [m is not None and m.colour == o.colour for m, o in zip(found, objects)]
+            found = [detect(im) for im in self.generate(prompts)]
+            main = [largest(f) for f in found]
+            shape = [m is not None and m.shape == o.shape for m, o in zip(main, objects)]
+            colour = [m is not None and m.colour == o.colour for m, o in zip(main, objects)]
             right = [a and b for a, b in zip(shape, colour)]
             result[name] = {"accuracy": _share(right), "shape": _share(shape), "colour": _share(colour), "n": n,
-                            "misses": self.misses(prompts, [(o,) for o in objects], images, right)}  # fmt: skip
+                            "misses": self.misses(prompts, [(o,) for o in objects], found, right)}  # fmt: skip
             result[name]["by_shape"] = {shape: _share([r for r, o in zip(right, objects) if o.shape == shape]) for shape in SHAPES}
             if name == "foreign":
                 result[name]["by_canvas"] = {str(side): _share([r for r, s in zip(right, sides) if s == side]) for side in FOREIGN_SIDES}

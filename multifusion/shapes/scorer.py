@@ -134,8 +134,17 @@ def detect(image: Image.Image, threshold: float = 35.0, min_area: int | None = N
 
 def main_object(image: Image.Image) -> Detection | None:
     """The largest object in `image` (what a one-object prompt is judged by), or None when there is none."""
-    found = detect(image)
+    return largest(detect(image))
+
+
+def largest(found: list[Detection]) -> Detection | None:
+    """The largest of `detect`'s objects, or None when there is none."""
     return max(found, key=lambda d: d.area) if found else None
+
+
+def shows(found: list[Detection], obj, sided: bool = False) -> bool:
+    """Whether `detect`'s objects include `obj`'s shape in its colour (`sided`: also on its side)."""
+    return any(d.shape == obj.shape and d.colour == obj.colour and (not sided or d.side == obj.side) for d in found)
 
 
 def _read_object(pixels: np.ndarray, rgb: np.ndarray, mask: np.ndarray, size_split: float) -> Detection:

@@ -28,7 +28,7 @@ from ...prompt import MultimodalPrompt
 from ...training.latents import to_tensor
 from ..captions import caption
 from ..render import render_scene
-from ..scorer import detect, main_object
+from ..scorer import detect, main_object, shows
 from ..world import BACKGROUND, COLOURS, SHAPES, Scene, ShapeObject, random_scene
 from .config import load_config
 from .data import schedule, shared_tokenizer
@@ -74,9 +74,8 @@ def probe(config: dict, out: Path, n: int = 32, guidance: float = 5.0, steps: in
     ).images  # fmt: skip
     if objects == 2:
         found = [detect(image) for image in images]
-        drawn = [{(o.shape, o.colour) for o in s.objects} <= {(d.shape, d.colour) for d in f} for f, s in zip(found, scenes)]
-        sided = [{(o.shape, o.colour, o.side) for o in s.objects} <= {(d.shape, d.colour, d.side) for d in f}
-                 for f, s in zip(found, scenes)]  # fmt: skip
+        drawn = [all(shows(f, o) for o in s.objects) for f, s in zip(found, scenes)]
+        sided = [all(shows(f, o, sided=True) for o in s.objects) for f, s in zip(found, scenes)]
         return {"pair": sum(drawn) / n, "pair_sides": sum(sided) / n, "n": n}
     shape = colour = both = 0
     for image, scene in zip(images, scenes):
