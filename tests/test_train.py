@@ -144,6 +144,24 @@ def test_refine_with_no_encoder_steps_realigns_only_the_cross_attention(smoke, t
     assert changed and all(".attn2." in k for k in changed)
 
 
+def test_refine_with_no_realign_steps_trains_only_the_encoder(smoke, tmp_path):
+    """`realign_steps` 0: an align-only round, whose pipeline keeps the U-Net it started from bit for bit."""
+    from multifusion import MultiFusionPipeline
+
+    config = json.loads((smoke / "smoke.json").read_text())
+    config["refine"].update(lm_steps=0, realign_steps=0)
+    (tmp_path / "smoke.json").write_text(json.dumps(config))
+    source = smoke / "out" / "realign" / "pipeline"
+    train(tmp_path, "refine", "--from", str(source))
+    before, after = (MultiFusionPipeline.from_pretrained(p) for p in (source, tmp_path / "out" / "refine" / "pipeline"))
+    logs = {json.loads(line)["stage"] for line in (tmp_path / "out" / "refine" / "log.jsonl").read_text().splitlines()}
+    assert logs == {"refine-align"}
+    unet = dict(before.unet.named_parameters())
+    assert all(torch.equal(unet[k], v) for k, v in after.unet.named_parameters())
+    encoder = dict(before.encoder.named_parameters())
+    assert any(not torch.equal(encoder[k], v) for k, v in after.encoder.named_parameters())
+
+
 def test_all_ends_with_the_mean_of_the_last_refine_rounds(smoke):
     """OUT/average/pipeline holds the parameter-wise mean of the two rounds' encoder and U-Net, and generates."""
     from multifusion import MultiFusionPipeline

@@ -144,6 +144,8 @@ def run(config: dict[str, Any], out: Path, accelerator: Accelerator, source: Pat
             train(name, everything, [encoder], loss, steps, c["lr"], stage, accelerator, resume)
     inner.requires_grad_(False)
     inner.eval()
+    if not c["realign_steps"]:  # 0: an align-only round, beside the U-Net it started from
+        return save_pipeline(pipe, stage / "pipeline")
 
     unet = pipe.unet
     unet.requires_grad_(False)
