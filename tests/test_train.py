@@ -124,18 +124,25 @@ def test_refine_continues_a_pipeline_to_free_phrasing_and_cropped_images(smoke):
     assert pipe(prompt, num_inference_steps=2).images[0].size == (64, 64)
 
 
-def test_refine_with_no_encoder_steps_realigns_only_the_cross_attention(smoke, tmp_path):
-    """`lm_steps` and `align_steps` 0: the round skips both encoder phases, keeps the encoder as it was, and trains
-    the U-Net's `attn2` modules and nothing else of it."""
+def refine_with(smoke, tmp_path, **refine):
+    """One `train refine` of the smoke run's stage-4 pipeline with `refine` over its config: the start, the result,
+    and the phases its log names."""
     from multifusion import MultiFusionPipeline
 
     config = json.loads((smoke / "smoke.json").read_text())
-    config["refine"].update(lm_steps=0, align_steps=0)
+    config["refine"].update(refine)
     (tmp_path / "smoke.json").write_text(json.dumps(config))
     source = smoke / "out" / "realign" / "pipeline"
     train(tmp_path, "refine", "--from", str(source))
     before, after = (MultiFusionPipeline.from_pretrained(p) for p in (source, tmp_path / "out" / "refine" / "pipeline"))
     logs = {json.loads(line)["stage"] for line in (tmp_path / "out" / "refine" / "log.jsonl").read_text().splitlines()}
+    return before, after, logs
+
+
+def test_refine_with_no_encoder_steps_realigns_only_the_cross_attention(smoke, tmp_path):
+    """`lm_steps` and `align_steps` 0: the round skips both encoder phases, keeps the encoder as it was, and trains
+    the U-Net's `attn2` modules and nothing else of it."""
+    before, after, logs = refine_with(smoke, tmp_path, lm_steps=0, align_steps=0)
     assert logs == {"refine-realign"}
     encoder = dict(before.encoder.named_parameters())
     assert all(torch.equal(encoder[k], v) for k, v in after.encoder.named_parameters())
@@ -146,15 +153,7 @@ def test_refine_with_no_encoder_steps_realigns_only_the_cross_attention(smoke, t
 
 def test_refine_with_no_realign_steps_trains_only_the_encoder(smoke, tmp_path):
     """`realign_steps` 0: an align-only round, whose pipeline keeps the U-Net it started from bit for bit."""
-    from multifusion import MultiFusionPipeline
-
-    config = json.loads((smoke / "smoke.json").read_text())
-    config["refine"].update(lm_steps=0, realign_steps=0)
-    (tmp_path / "smoke.json").write_text(json.dumps(config))
-    source = smoke / "out" / "realign" / "pipeline"
-    train(tmp_path, "refine", "--from", str(source))
-    before, after = (MultiFusionPipeline.from_pretrained(p) for p in (source, tmp_path / "out" / "refine" / "pipeline"))
-    logs = {json.loads(line)["stage"] for line in (tmp_path / "out" / "refine" / "log.jsonl").read_text().splitlines()}
+    before, after, logs = refine_with(smoke, tmp_path, lm_steps=0, realign_steps=0)
     assert logs == {"refine-align"}
     unet = dict(before.unet.named_parameters())
     assert all(torch.equal(unet[k], v) for k, v in after.unet.named_parameters())
