@@ -260,6 +260,24 @@ def test_crop_to_content_centres_a_small_off_centre_object():
     assert crop_to_content(photo) is photo  # no background: unchanged
 
 
+def test_crop_to_content_ignores_specks_and_filters_as_pil_does():
+    """Isolated pixels (noise, a stray dot) do not stretch the box; the 3x3 median behind that is PIL's, edges too."""
+    from PIL import ImageFilter
+
+    from multifusion.content_crop import _median_3x3
+
+    image = Image.new("RGB", (200, 200), (250, 250, 250))
+    ImageDraw.Draw(image).ellipse((90, 90, 130, 130), fill=(40, 60, 200))
+    for xy in ((3, 5), (190, 12), (0, 199), (150, 185)):
+        image.putpixel(xy, (0, 0, 0))
+    assert 41 < crop_to_content(image).width < 60  # the disc alone, not the specks in the corners
+    rng = np.random.default_rng(0)
+    for density in (0.1, 0.5, 0.9):
+        mask = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) < density
+        pil = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MedianFilter(3))) > 0
+        assert np.array_equal(_median_3x3(mask), pil)
+
+
 @pytest.mark.parametrize("shape", ["circle", "square", "triangle", "star", "heart"])
 def test_varied_and_foreign_references_show_their_object(shape):
     """Both drawing routines draw the object they are asked for in its colour: cropped to content and scaled to
