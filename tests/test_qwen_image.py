@@ -231,6 +231,7 @@ def test_qwen_image_studio_composes_and_generates_in_a_browser(qwen_image_app):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         open_studio(page, qwen_image_app[0])
         assert "up to 3 images a prompt" in page.inner_text("#mf-model")
+        page.get_by_label("transformer").wait_for(timeout=30000)  # the settings may mount after the composer's cards
         assert page.get_by_label("transformer").count() == 1 and page.get_by_label("unet").count() == 0
         page.locator(".mf-text").first.fill("a cat in watercolour")
         drop_file(page, '.mf-gap[data-index="0"]', "red.png", png_bytes((220, 30, 30)))
