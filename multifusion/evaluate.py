@@ -133,6 +133,13 @@ class Evaluator:
                  "seen": [_label(d, len(objects) > 1) for d in seen]}
                 for i, (p, objects, seen, ok) in enumerate(zip(prompts, wanted, found, right)) if not ok]  # fmt: skip
 
+    def scored(self, prompts: list[MultimodalPrompt], wanted: Sequence[Sequence[ShapeObject]],
+               judge: Callable[[list[Detection], Sequence[ShapeObject]], bool]) -> dict[str, Any]:
+        """Accuracy, n and misses of `prompts`: each image is right when `judge(its detections, its wanted objects)`."""
+        found = [detect(im) for im in self.generate(prompts)]
+        right = [judge(f, objects) for f, objects in zip(found, wanted)]
+        return {"accuracy": sum(right) / len(right), "n": len(right), "misses": self.misses(prompts, wanted, found, right)}
+
     def _takes(self, prompt: MultimodalPrompt) -> bool:
         try:
             layout_prompts([prompt], self.pipe.tokenizer, self.pipe.encoder.config.image_tokens, self.pipe.encoder.config.max_length)
@@ -146,10 +153,7 @@ class Evaluator:
         result = {}
         for lang in LANGUAGES:
             prompts = [MultimodalPrompt.of(caption(s, lang)) for s in scenes]
-            found = [detect(im) for im in self.generate(prompts)]
-            right = [_main_object_right(f, s.objects[0]) for f, s in zip(found, scenes)]
-            misses = self.misses(prompts, [s.objects for s in scenes], found, right)
-            result[lang] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
+            result[lang] = self.scored(prompts, [s.objects for s in scenes], lambda f, wanted: _main_object_right(f, wanted[0]))
         return result
 
     def mcc(self) -> dict[str, dict[str, Any]]:
@@ -164,10 +168,7 @@ class Evaluator:
         result = {}
         for name, build in variants.items():
             prompts = [build(s, r) for s, r in zip(scenes, refs)]
-            found = [detect(im) for im in self.generate(prompts)]
-            right = [all(shows(f, o) for o in s.objects) for f, s in zip(found, scenes)]
-            misses = self.misses(prompts, [s.objects for s in scenes], found, right)
-            result[name] = {"accuracy": sum(right) / len(right), "n": len(right), "misses": misses}
+            result[name] = self.scored(prompts, [s.objects for s in scenes], lambda f, wanted: all(shows(f, o) for o in wanted))
         return result
 
     def weights(self) -> dict[str, dict[str, float]]:
