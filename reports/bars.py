@@ -20,6 +20,20 @@ def relational(paraphrase: dict, lang: str, key: str) -> float:
     return list(paraphrase[lang][key].values())[1]
 
 
+def miss_kinds(miss: dict) -> list[str]:
+    """What a two-object miss got wrong ("orange star (left)" labels): "sides" when both objects are drawn on each
+    other's side, else for each wanted object not drawn, "colour", "shape" or "missing" on its side."""
+    parse = lambda label: tuple(label.replace("(", "").replace(")", "").split())  # (colour, shape, side)  # noqa: E731
+    wanted, seen = [parse(x) for x in miss["wanted"]], [parse(x) for x in miss["seen"]]
+    if sorted(w[:2] for w in wanted) == sorted(s[:2] for s in seen) and set(wanted) != set(seen):
+        return ["sides"]
+    kinds = []
+    for colour, shape, side in set(wanted) - set(seen):
+        there = [s for s in seen if s[2] == side]
+        kinds += ["missing"] if not there else ["colour"] * (there[0][0] != colour) + ["shape"] * (there[0][1] != shape)
+    return kinds
+
+
 def main(model: str, paths: list[str]) -> int:
     runs = [json.loads(Path(p).read_text())["benchmarks"] for p in paths]
     rows, unmeasured = [], []  # rows: (bar, figures per language or kind, threshold, at least / at most)
@@ -56,6 +70,16 @@ def main(model: str, paths: list[str]) -> int:
     if sided:  # not a bar: whether the relational frame's objects land on their named sides
         cells = [f"{l} {100 * pooled([relational(b, l, 'pair_sides_by_frame') for b in sided]):.1f}" for l in LANGS]
         print(f"(info) relational frame, both objects on their sides: {'; '.join(cells)}")
+    listed = [b for b in sided if "misses" in b["en"]]  # reports before the misses were listed have none
+    if listed:  # not a bar: what the two-object paraphrases drawn wrong got wrong
+        cells = []
+        for l in LANGS:
+            misses = [m for b in listed for m in b[l]["misses"]["pair_sides"]]
+            kinds = [k for m in misses for k in miss_kinds(m)]
+            counts = ", ".join(f"{k} {kinds.count(k)}" for k in ("sides", "colour", "shape", "missing") if k in kinds)
+            cells.append(f"{l} {len(misses)}" + (f" ({counts})" if counts else ""))
+        print(f"(info) paraphrase two-object misses, and what was wrong (whole pairs on swapped sides, else objects"
+              f" by colour, shape, missing): {'; '.join(cells)}")
     files = [p for p in Path(model).rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files) / 2**20
     weights = [p for p in files if p.suffix in (".bin", ".pt", ".pth", ".safetensors")]
