@@ -20,11 +20,15 @@ def relational(paraphrase: dict, lang: str, key: str) -> float:
     return list(paraphrase[lang][key].values())[1]
 
 
+def parsed(label: str) -> tuple[str, ...]:
+    """("orange", "star", "left") from an eval report's "orange star (left)"."""
+    return tuple(label.replace("(", "").replace(")", "").split())
+
+
 def miss_kinds(miss: dict) -> list[str]:
-    """What a two-object miss got wrong ("orange star (left)" labels): "sides" when both objects are drawn on each
-    other's side, else for each wanted object not drawn, "colour", "shape" or "missing" on its side."""
-    parse = lambda label: tuple(label.replace("(", "").replace(")", "").split())  # (colour, shape, side)  # noqa: E731
-    wanted, seen = [parse(x) for x in miss["wanted"]], [parse(x) for x in miss["seen"]]
+    """What a two-object miss got wrong: "sides" when both objects are drawn on each other's side, else for each
+    wanted object not drawn, "colour", "shape" or "missing" on its side."""
+    wanted, seen = [parsed(x) for x in miss["wanted"]], [parsed(x) for x in miss["seen"]]
     if sorted(w[:2] for w in wanted) == sorted(s[:2] for s in seen) and set(wanted) != set(seen):
         return ["sides"]
     kinds = []
