@@ -138,7 +138,7 @@ class Evaluator:
         """Accuracy, n and misses of `prompts`: each image is right when `judge(its detections, its wanted objects)`."""
         found = [detect(im) for im in self.generate(prompts)]
         right = [judge(f, objects) for f, objects in zip(found, wanted)]
-        return {"accuracy": sum(right) / len(right), "n": len(right), "misses": self.misses(prompts, wanted, found, right)}
+        return {"accuracy": _share(right), "n": len(right), "misses": self.misses(prompts, wanted, found, right)}
 
     def _takes(self, prompt: MultimodalPrompt) -> bool:
         try:
