@@ -260,6 +260,9 @@ def test_history_restores_an_earlier_image_with_a_click(page, live_app):
     set_number(page, "mf-num-images", 1)
     page.click("#mf-generate")
     (seed,) = captions(page)
+    thumbnail = page.locator("#mf-history img").first.bounding_box()
+    strip = page.locator("#mf-history").bounding_box()
+    assert thumbnail["width"] <= 160 and strip["height"] <= 240, (thumbnail, strip)  # a strip of thumbnails, not a wall
     page.locator(".mf-text").nth(0).fill("something else")
     page.locator("#mf-history img").first.click()
     page.get_by_text("Restored the composition").first.wait_for(timeout=30000)
