@@ -61,8 +61,6 @@ CSS = """
 #mf-vocabulary { font-size: 0.9em; opacity: 0.9; }
 /* gallery captions (language, similarity, weight, seed) wrap instead of being cut at the image's width */
 .gallery-item .caption-label, .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
-/* Generate and Cancel stay in reach: at the top of the results column, and on narrow screens (where the columns
-   stack below a long composer) in a bar fixed to the bottom of the window. */
 /* the history is a strip of thumbnails under its label, each with its seed on one line: Gradio would spread a
    gallery's few images over its whole width and keep 450 px of height */
 #mf-history .grid-wrap { min-height: 0 !important; height: auto !important; }
@@ -71,6 +69,8 @@ CSS = """
 #mf-history .gallery-item { aspect-ratio: 1; }
 #mf-history .caption-label { white-space: nowrap !important; overflow: hidden !important; text-overflow: ellipsis !important;
                              max-width: calc(100% - 8px); font-size: 0.75em; padding: 1px 4px; }
+/* Generate and Cancel stay in reach: at the top of the results column, and on narrow screens (where the columns
+   stack below a long composer) in a bar fixed to the bottom of the window. */
 #mf-to-composer { display: none; }
 @media (max-width: 900px) {
   #mf-to-composer { display: block; }
